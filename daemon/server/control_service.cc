@@ -1,0 +1,276 @@
+#include "daemon/server/control_service.h"
+
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "boost/asio/post.hpp"
+#include "daemon/cache/filter.h"
+#include "daemon/util/logging.h"
+#include "daemon/util/status.h"
+#include "kiln_version.h"
+
+namespace kiln::server {
+namespace v1 = moby::buildkit::v1;
+
+// The BuildKit API level whose protocol kilnd speaks.
+constexpr char kBuildkitApiVersion[] = "v0.24.0";
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+v1::types::BuildkitVersion KilnBuildkitVersion() {
+  v1::types::BuildkitVersion v;
+  v.set_package(kPackage);
+  v.set_version(absl::StrCat(kBuildkitApiVersion, "+kiln.", kVersion));
+  v.set_revision(kRevision);
+  return v;
+}
+
+namespace {
+
+void SetTimestamp(int64_t ns, google::protobuf::Timestamp* ts) {
+  ts->set_seconds(ns / 1'000'000'000);
+  ts->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
+}
+
+v1::UsageRecord ToProto(const cache::UsageInfo& u) {
+  v1::UsageRecord out;
+  const cache::Record& r = u.record;
+  out.set_id(r.id);
+  out.set_mutable_(r.is_mutable);
+  out.set_inuse(u.in_use);
+  out.set_size(r.size);
+  SetTimestamp(r.created_at_ns, out.mutable_createdat());
+  if (r.last_used_at_ns) SetTimestamp(*r.last_used_at_ns, out.mutable_lastusedat());
+  out.set_usagecount(r.usage_count);
+  out.set_description(r.description);
+  out.set_recordtype(r.record_type);
+  out.set_shared(r.shared);
+  for (const std::string& p : r.parents) out.add_parents(p);
+  return out;
+}
+
+void FillGcPolicy(const cache::PruneOptions& p, v1::types::GCPolicy* out) {
+  out->set_all(p.all);
+  out->set_keepduration(p.keep_duration_ns);
+  for (const std::string& f : p.filters) out->add_filters(f);
+  out->set_reservedspace(p.reserved_space);
+  out->set_maxusedspace(p.max_used_space);
+  out->set_minfreespace(p.min_free_space);
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, grpc::Status status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+grpc::Status Unimplemented(std::string_view method) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      absl::StrCat("kilnd does not implement ", AV(method), " yet"));
+}
+
+// A server-streaming reactor that finishes at once with `status` and sends nothing.
+template <typename T>
+class FinishedWriter final : public grpc::ServerWriteReactor<T> {
+ public:
+  explicit FinishedWriter(grpc::Status status) { this->Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+class FinishedBidi final : public grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage> {
+ public:
+  explicit FinishedBidi(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+class FinishedGenericBidi final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit FinishedGenericBidi(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+// Streams the records Prune removes as it removes them. The prune runs on the pool; writes
+// happen one at a time. Finish() is always the last thing either side does with `this`.
+class PruneWriter final : public grpc::ServerWriteReactor<v1::UsageRecord> {
+ public:
+  PruneWriter(cache::Manager& cache, boost::asio::thread_pool& pool, cache::PruneOptions options) {
+    boost::asio::post(pool, [this, &cache, options = std::move(options)] {
+      absl::Status st = cache.Prune(options, [this](const cache::UsageInfo& u) {
+        Logger("server")->debug("pruned {} ({} bytes)", u.record.id, u.record.size);
+        Enqueue(ToProto(u));
+      });
+      Complete(st);
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mu_);
+    writing_ = false;
+    if (!ok) broken_ = true;  // client went away; keep pruning, stop writing
+    queue_.pop_front();
+    if (!broken_ && !queue_.empty()) {
+      writing_ = true;
+      const v1::UsageRecord* next = &queue_.front();
+      lock.unlock();
+      StartWrite(next);
+      return;
+    }
+    if (done_) {
+      grpc::Status final = final_;
+      lock.unlock();
+      Finish(final);
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Enqueue(v1::UsageRecord record) {
+    std::unique_lock lock(mu_);
+    if (broken_) return;
+    queue_.push_back(std::move(record));
+    if (writing_) return;
+    writing_ = true;
+    const v1::UsageRecord* next = &queue_.front();
+    lock.unlock();
+    StartWrite(next);
+  }
+
+  void Complete(const absl::Status& status) {
+    std::unique_lock lock(mu_);
+    done_ = true;
+    final_ = ToGrpcStatus(status);
+    if (writing_) return;  // OnWriteDone finishes
+    grpc::Status final = final_;
+    lock.unlock();
+    Finish(final);
+  }
+
+  std::mutex mu_;
+  std::deque<v1::UsageRecord> queue_;  // front is being written while writing_
+  bool writing_ = false;
+  bool broken_ = false;
+  bool done_ = false;
+  grpc::Status final_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ControlService::DiskUsage(grpc::CallbackServerContext* ctx,
+                                                    const v1::DiskUsageRequest* request,
+                                                    v1::DiskUsageResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::vector<std::string> filters(request->filter().begin(), request->filter().end());
+  boost::asio::post(*options_.pool, [this, reactor, response, filters = std::move(filters)] {
+    auto usage = options_.cache->DiskUsage(filters);
+    if (!usage.ok()) {
+      reactor->Finish(ToGrpcStatus(usage.status()));
+      return;
+    }
+    for (const cache::UsageInfo& u : *usage) *response->add_record() = ToProto(u);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::UsageRecord>* ControlService::Prune(grpc::CallbackServerContext* ctx,
+                                                                 const v1::PruneRequest* request) {
+  cache::PruneOptions options;
+  options.filters.assign(request->filter().begin(), request->filter().end());
+  options.all = request->all();
+  options.keep_duration_ns = request->keepduration();
+  options.reserved_space = request->reservedspace();
+  options.max_used_space = request->maxusedspace();
+  options.min_free_space = request->minfreespace();
+  Logger("server")->info("prune requested (all={}, filters=[{}])", options.all,
+                         absl::StrJoin(options.filters, " "));
+  return new PruneWriter(*options_.cache, *options_.pool, std::move(options));
+}
+
+grpc::ServerUnaryReactor* ControlService::Solve(grpc::CallbackServerContext* ctx,
+                                                const v1::SolveRequest*, v1::SolveResponse*) {
+  return FinishUnary(ctx, Unimplemented("moby.buildkit.v1.Control/Solve"));
+}
+
+grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(grpc::CallbackServerContext*,
+                                                                     const v1::StatusRequest*) {
+  return new FinishedWriter<v1::StatusResponse>(Unimplemented("moby.buildkit.v1.Control/Status"));
+}
+
+grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage>* ControlService::Session(
+    grpc::CallbackServerContext*) {
+  return new FinishedBidi(Unimplemented("moby.buildkit.v1.Control/Session"));
+}
+
+grpc::ServerUnaryReactor* ControlService::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListWorkersRequest* request,
+                                                      v1::ListWorkersResponse* response) {
+  std::vector<std::string> filters(request->filter().begin(), request->filter().end());
+  auto filter = cache::Filter::Parse(filters);
+  if (!filter.ok()) return FinishUnary(ctx, ToGrpcStatus(filter.status()));
+  const WorkerInfo& w = options_.worker;
+  std::vector<std::string> platform_names;
+  for (const Platform& p : w.platforms) {
+    platform_names.push_back(
+        absl::StrCat(p.os, "/", p.architecture, p.variant.empty() ? "" : "/", p.variant));
+  }
+  bool match = filter->Match([&](std::string_view field) -> std::optional<std::string> {
+    if (field == "id") return w.id;
+    if (field == "platforms") return absl::StrJoin(platform_names, ",");
+    if (field.starts_with("labels.")) {
+      auto it = w.labels.find(std::string(field.substr(7)));
+      if (it != w.labels.end()) return it->second;
+    }
+    return std::nullopt;
+  });
+  if (match) {
+    v1::types::WorkerRecord* rec = response->add_record();
+    rec->set_id(w.id);
+    for (const auto& [k, v] : w.labels) (*rec->mutable_labels())[k] = v;
+    for (const Platform& p : w.platforms) {
+      pb::Platform* out = rec->add_platforms();
+      out->set_os(p.os);
+      out->set_architecture(p.architecture);
+      out->set_variant(p.variant);
+    }
+    for (const cache::PruneOptions& g : w.gc_policy) FillGcPolicy(g, rec->add_gcpolicy());
+    *rec->mutable_buildkitversion() = KilnBuildkitVersion();
+  }
+  return FinishUnary(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ControlService::Info(grpc::CallbackServerContext* ctx,
+                                               const v1::InfoRequest*, v1::InfoResponse* response) {
+  *response->mutable_buildkitversion() = KilnBuildkitVersion();
+  return FinishUnary(ctx, grpc::Status::OK);
+}
+
+grpc::ServerWriteReactor<v1::BuildHistoryEvent>* ControlService::ListenBuildHistory(
+    grpc::CallbackServerContext*, const v1::BuildHistoryRequest*) {
+  // No build has been recorded: the history is empty and the stream ends cleanly, which is
+  // how buildx learns that the daemon supports build history.
+  return new FinishedWriter<v1::BuildHistoryEvent>(grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ControlService::UpdateBuildHistory(
+    grpc::CallbackServerContext* ctx, const v1::UpdateBuildHistoryRequest* request,
+    v1::UpdateBuildHistoryResponse*) {
+  return FinishUnary(
+      ctx, grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no build history record with ref \"", request->ref(), "\"")));
+}
+
+grpc::ServerGenericBidiReactor* UnimplementedService::CreateReactor(
+    grpc::GenericCallbackServerContext* ctx) {
+  std::string method = ctx->method();
+  if (!method.empty() && method.front() == '/') method.erase(0, 1);
+  Logger("server")->debug("call to unimplemented method {}", method);
+  return new FinishedGenericBidi(Unimplemented(method));
+}
+
+}  // namespace kiln::server

@@ -1,0 +1,69 @@
+#pragma once
+// ControlService: kilnd's implementation of moby.buildkit.v1.Control (callback API). Reactors
+// return at once; blocking work (walking the state root, pruning) runs on `pool`.
+// Thread-safe: gRPC calls it from many threads; it holds no mutable state of its own.
+
+#include <grpcpp/grpcpp.h>
+
+#include "boost/asio/thread_pool.hpp"
+#include "daemon/cache/manager.h"
+#include "daemon/server/worker_info.h"
+#include "proto/moby/buildkit/v1/control.grpc.pb.h"
+
+namespace kiln::server {
+
+// Converts a Status into the grpc::Status sent to clients (same code, same message).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class ControlService final : public moby::buildkit::v1::Control::CallbackService {
+ public:
+  struct Options {
+    cache::Manager* cache = nullptr;           // not owned; outlives the service
+    boost::asio::thread_pool* pool = nullptr;  // not owned; outlives the service
+    WorkerInfo worker;
+  };
+  explicit ControlService(Options options) : options_(std::move(options)) {}
+
+  grpc::ServerUnaryReactor* DiskUsage(grpc::CallbackServerContext* ctx,
+                                      const moby::buildkit::v1::DiskUsageRequest* request,
+                                      moby::buildkit::v1::DiskUsageResponse* response) override;
+  grpc::ServerWriteReactor<moby::buildkit::v1::UsageRecord>* Prune(
+      grpc::CallbackServerContext* ctx, const moby::buildkit::v1::PruneRequest* request) override;
+  grpc::ServerUnaryReactor* Solve(grpc::CallbackServerContext* ctx,
+                                  const moby::buildkit::v1::SolveRequest* request,
+                                  moby::buildkit::v1::SolveResponse* response) override;
+  grpc::ServerWriteReactor<moby::buildkit::v1::StatusResponse>* Status(
+      grpc::CallbackServerContext* ctx, const moby::buildkit::v1::StatusRequest* request) override;
+  grpc::ServerBidiReactor<moby::buildkit::v1::BytesMessage, moby::buildkit::v1::BytesMessage>*
+  Session(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
+                                        const moby::buildkit::v1::ListWorkersRequest* request,
+                                        moby::buildkit::v1::ListWorkersResponse* response) override;
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx,
+                                 const moby::buildkit::v1::InfoRequest* request,
+                                 moby::buildkit::v1::InfoResponse* response) override;
+  grpc::ServerWriteReactor<moby::buildkit::v1::BuildHistoryEvent>* ListenBuildHistory(
+      grpc::CallbackServerContext* ctx,
+      const moby::buildkit::v1::BuildHistoryRequest* request) override;
+  grpc::ServerUnaryReactor* UpdateBuildHistory(
+      grpc::CallbackServerContext* ctx,
+      const moby::buildkit::v1::UpdateBuildHistoryRequest* request,
+      moby::buildkit::v1::UpdateBuildHistoryResponse* response) override;
+
+ private:
+  const Options options_;
+};
+
+// Answers every method no registered service handles with UNIMPLEMENTED, naming the method
+// (e.g. the LLBBridge gateway until the solver lands). Thread-safe; stateless.
+class UnimplementedService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
+};
+
+// The version kilnd reports in Info and ListWorkers. `version` is BuildKit-compatible
+// semver ("v0.24.0+kiln.X.Y.Z") so that clients gating features on it treat kilnd as the
+// BuildKit API level it implements.
+moby::buildkit::v1::types::BuildkitVersion KilnBuildkitVersion();
+
+}  // namespace kiln::server

@@ -1,0 +1,196 @@
+#include "daemon/server/server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/util/fs.h"
+#include "daemon/util/logging.h"
+#include "daemon/util/status.h"
+
+namespace kiln::server {
+namespace {
+
+// True when something accepts connections on the unix socket at `path`.
+bool SocketIsLive(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+  ::close(fd);
+  return live;
+}
+
+absl::Status PrepareUnixSocket(const ListenAddress& a) {
+  if (a.path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("address ", a.original,
+                                                   ": socket path is longer than ",
+                                                   sizeof(sockaddr_un::sun_path) - 1, " bytes"));
+  }
+  std::filesystem::path parent = std::filesystem::path(a.path).parent_path();
+  if (!parent.empty()) {
+    KILN_RETURN_IF_ERROR(
+        Annotate(util::EnsureDir(parent, 0755), absl::StrCat("address ", a.original)));
+  }
+  struct stat st;
+  if (::lstat(a.path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("address ", a.original, ": ", a.path, " exists and is not a socket"));
+    }
+    if (SocketIsLive(a.path)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "address ", a.original, ": another process is already listening on ", a.path));
+    }
+    ::unlink(a.path.c_str());  // stale socket from a daemon that died
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(const ListenAddress& a,
+                                                                        const TlsFiles& tls,
+                                                                        bool insecure_tcp) {
+  bool any_tls = !tls.cert.empty() || !tls.key.empty() || !tls.ca.empty();
+  if (!any_tls) {
+    if (insecure_tcp) {
+      Logger("server")->warn(
+          "{}: plain TCP without TLS (--insecure-tcp): anyone who can reach "
+          "this port can run builds",
+          a.original);
+      return grpc::InsecureServerCredentials();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "address ", a.original,
+        ": TCP needs --tlscert, --tlskey and --tlscacert (mutual TLS), or --insecure-tcp to "
+        "serve without TLS"));
+  }
+  if (tls.cert.empty() || tls.key.empty() || tls.ca.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("address ", a.original,
+                                                      ": TLS needs all of --tlscert, --tlskey and "
+                                                      "--tlscacert (missing: ",
+                                                      tls.cert.empty() ? "--tlscert " : "",
+                                                      tls.key.empty() ? "--tlskey " : "",
+                                                      tls.ca.empty() ? "--tlscacert" : "", ")"));
+  }
+  auto read = [&](const std::string& path, std::string_view flag) -> absl::StatusOr<std::string> {
+    auto data = util::ReadFile(path);
+    if (!data.ok()) return Annotate(data.status(), flag);
+    if (!absl::StrContains(*data, "-----BEGIN ")) {
+      return absl::InvalidArgumentError(absl::StrCat(AV(flag), " ", path, " is not a PEM file"));
+    }
+    return data;
+  };
+  grpc::SslServerCredentialsOptions opts(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  KILN_ASSIGN_OR_RETURN(pair.cert_chain, read(tls.cert, "--tlscert"));
+  KILN_ASSIGN_OR_RETURN(pair.private_key, read(tls.key, "--tlskey"));
+  KILN_ASSIGN_OR_RETURN(opts.pem_root_certs, read(tls.ca, "--tlscacert"));
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(opts);
+}
+
+}  // namespace
+
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address) {
+  ListenAddress out;
+  out.original = address;
+  if (absl::StartsWith(address, "unix://")) {
+    out.kind = ListenAddress::Kind::kUnix;
+    out.path = address.substr(7);
+  } else if (absl::StartsWith(address, "unix:")) {
+    out.kind = ListenAddress::Kind::kUnix;
+    out.path = address.substr(5);
+  } else if (absl::StartsWith(address, "tcp://")) {
+    out.kind = ListenAddress::Kind::kTcp;
+    out.hostport = address.substr(6);
+    while (!out.hostport.empty() && out.hostport.back() == '/') out.hostport.pop_back();
+    size_t colon = out.hostport.rfind(':');
+    if (colon == std::string::npos || colon + 1 == out.hostport.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address ", address, ": want tcp://HOST:PORT"));
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address ", address, ": unsupported scheme; want unix:///PATH or tcp://HOST:PORT"));
+  }
+  if (out.kind == ListenAddress::Kind::kUnix && (out.path.empty() || out.path[0] != '/')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address ", address, ": want an absolute socket path (unix:///PATH)"));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  if (options.addresses.empty()) {
+    return absl::InvalidArgumentError("no address to listen on");
+  }
+  if (options.services.empty() && options.fallback == nullptr) {
+    return absl::InvalidArgumentError("no service to serve");
+  }
+  std::unique_ptr<Server> server(new Server());
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  std::vector<std::pair<ListenAddress, std::unique_ptr<int>>> bound;
+  for (const std::string& address : options.addresses) {
+    KILN_ASSIGN_OR_RETURN(ListenAddress a, ParseListenAddress(address));
+    auto port = std::make_unique<int>(0);
+    if (a.kind == ListenAddress::Kind::kUnix) {
+      KILN_RETURN_IF_ERROR(PrepareUnixSocket(a));
+      builder.AddListeningPort(absl::StrCat("unix:", a.path), grpc::InsecureServerCredentials(),
+                               port.get());
+    } else {
+      KILN_ASSIGN_OR_RETURN(auto creds, TcpCredentials(a, options.tls, options.insecure_tcp));
+      builder.AddListeningPort(a.hostport, creds, port.get());
+    }
+    bound.emplace_back(std::move(a), std::move(port));
+  }
+  for (grpc::Service* s : options.services) builder.RegisterService(s);
+  if (options.fallback) builder.RegisterCallbackGenericService(options.fallback);
+
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_) {
+    return absl::UnavailableError("gRPC server failed to start (see the log above)");
+  }
+  for (auto& [a, port] : bound) {
+    if (*port == 0) {
+      server->server_->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", a.original));
+    }
+    if (a.kind == ListenAddress::Kind::kUnix) {
+      server->socket_paths_.push_back(a.path);
+      if (::chmod(a.path.c_str(), 0660) != 0) {
+        Logger("server")->warn("chmod 0660 {}: {}", a.path, std::strerror(errno));
+      }
+      server->listening_.push_back(absl::StrCat("unix://", a.path));
+    } else {
+      std::string host = a.hostport.substr(0, a.hostport.rfind(':'));
+      server->listening_.push_back(absl::StrCat("tcp://", host, ":", *port));
+    }
+  }
+  return server;
+}
+
+void Server::Shutdown(int grace_ms) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+  server_->Wait();
+  for (const std::string& path : socket_paths_) ::unlink(path.c_str());
+}
+
+Server::~Server() {
+  if (server_) Shutdown(0);
+}
+
+}  // namespace kiln::server

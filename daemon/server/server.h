@@ -1,0 +1,65 @@
+#pragma once
+// Server: kilnd's gRPC server and its listeners (unix sockets, TCP with mTLS or, only when
+// asked for explicitly, plain TCP). Owns the grpc::Server; removes its unix sockets when it
+// shuts down. Thread-safe for Shutdown(); constructed and destroyed on one thread.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace kiln::server {
+
+// 16 MiB each way, as BuildKit.
+inline constexpr int kMaxMessageBytes = 16 << 20;
+
+struct TlsFiles {
+  std::string cert;  // server certificate (PEM)
+  std::string key;   // its private key (PEM)
+  std::string ca;    // CA that must have signed client certificates (PEM)
+};
+
+// One parsed --addr.
+struct ListenAddress {
+  enum class Kind { kUnix, kTcp } kind;
+  std::string path;      // kUnix: socket path
+  std::string hostport;  // kTcp: host:port
+  std::string original;
+};
+
+// Parses "unix:///path", "unix:path", "tcp://host:port"; INVALID_ARGUMENT names the address.
+[[nodiscard]] absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address);
+
+struct ServerOptions {
+  std::vector<std::string> addresses;
+  TlsFiles tls;
+  bool insecure_tcp = false;
+  std::vector<grpc::Service*> services;              // not owned; outlive the server
+  grpc::CallbackGenericService* fallback = nullptr;  // not owned; answers unknown methods
+};
+
+class Server {
+ public:
+  // Binds every address and starts serving. Fails, naming the address, when one cannot be
+  // bound or its security settings are incomplete.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  ~Server();
+
+  // Stops accepting calls, cancels the rest after `grace_ms`, removes the unix sockets.
+  void Shutdown(int grace_ms);
+
+  // Addresses actually listened on (TCP port 0 resolved), in --addr order.
+  const std::vector<std::string>& listening() const { return listening_; }
+
+ private:
+  Server() = default;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> socket_paths_;
+  std::vector<std::string> listening_;
+  bool shut_down_ = false;
+};
+
+}  // namespace kiln::server

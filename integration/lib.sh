@@ -1,0 +1,71 @@
+# Shared helpers for kiln's end-to-end tests. Source it from a test script:
+#   . "$(dirname "$0")/lib.sh"
+# The environment names the binaries under test: KILND and KILN (set by ctest).
+# Every process a test starts is recorded and stopped by PID when the script exits.
+
+set -euo pipefail
+
+: "${KILND:?KILND must name the kilnd binary}"
+: "${KILN:?KILN must name the kiln binary}"
+
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "/tmp/kiln-it-${TEST_NAME}.XXXXXX")
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+    echo "--- $TEST_NAME failed (rc=$rc); logs:" >&2
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }; done
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+pass() { echo "ok - $*"; }
+
+# start_kilnd NAME [kilnd args...]: starts kilnd with its log in $WORK/NAME.log and waits until
+# it listens. Sets KILND_PID and KILND_ADDR (the first address it listens on).
+start_kilnd() {
+  local name=$1; shift
+  local log="$WORK/$name.log"
+  "$KILND" "$@" >"$log" 2>&1 &
+  KILND_PID=$!
+  PIDS+=("$KILND_PID")
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$log"; then
+      KILND_ADDR=$(sed -n 's/.* listening on \([^ ,]*\).*/\1/p' "$log" | head -n1)
+      return 0
+    fi
+    kill -0 "$KILND_PID" 2>/dev/null || fail "kilnd ($name) exited early: $(cat "$log")"
+    sleep 0.1
+  done
+  fail "kilnd ($name) did not start listening within 10s"
+}
+
+# stop_kilnd PID: SIGTERM, then wait for a clean exit (status 0).
+stop_kilnd() {
+  local pid=$1
+  kill -TERM "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || fail "kilnd exited with status $rc after SIGTERM"
+}
+
+# assert_contains HAYSTACK NEEDLE [what]
+assert_contains() {
+  case "$1" in
+    *"$2"*) ;;
+    *) fail "${3:-output} does not contain '$2':"$'\n'"$1" ;;
+  esac
+}

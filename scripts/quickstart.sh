@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Quick start: install dependencies, build, start kilnd on a scratch root and socket, and show
+# its worker through the kiln CLI. The daemon keeps running; the script says how to stop it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build -G Ninja >/dev/null
+ninja -C build kilnd kiln
+
+dir=${KILN_QUICKSTART_DIR:-/tmp/kiln-quickstart}
+mkdir -p "$dir"
+sock="$dir/kilnd.sock"
+addr="unix://$sock"
+if ! build/client/kiln --addr "$addr" version >/dev/null 2>&1; then
+  nohup build/daemon/kilnd --root "$dir/root" --addr "$addr" >"$dir/kilnd.log" 2>&1 &
+  echo $! >"$dir/kilnd.pid"
+  for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+fi
+echo "== kiln version"
+build/client/kiln --addr "$addr" version
+echo "== kiln debug workers"
+build/client/kiln --addr "$addr" debug workers
+echo "== kiln du"
+build/client/kiln --addr "$addr" du
+echo
+echo "kilnd is running at $addr (root $dir/root, log $dir/kilnd.log)."
+echo "Use it:   export KILN_HOST=$addr; build/client/kiln debug workers"
+echo "Stop it:  kill \$(cat $dir/kilnd.pid)"

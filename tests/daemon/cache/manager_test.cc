@@ -1,0 +1,169 @@
+#include "daemon/cache/manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "tests/testutil/status_matchers.h"
+
+namespace kiln::cache {
+namespace {
+
+namespace fs = std::filesystem;
+using ::kiln::testing::IsOk;
+using ::kiln::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+constexpr int64_t kSec = 1'000'000'000;
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("kiln_manager_test_" + std::to_string(std::random_device{}()));
+    fs::create_directories(root_);
+    Reopen();
+  }
+  void TearDown() override {
+    manager_.reset();
+    fs::remove_all(root_);
+  }
+  void Reopen() {
+    manager_.reset();
+    auto m = Manager::Open({.root = root_, .now_ns = [this] { return now_; }});
+    ASSERT_THAT(m, IsOk());
+    manager_ = std::move(*m);
+  }
+  // Adds a record whose snapshot directory holds `bytes` of file data.
+  void Add(const std::string& id, const std::string& type, int64_t last_used_ns,
+           size_t bytes = 4096, std::vector<std::string> parents = {}) {
+    fs::path dir = manager_->SnapshotDir(id) / "fs";
+    fs::create_directories(dir);
+    std::ofstream(dir / "data") << std::string(bytes, 'x');
+    Record r{.id = id,
+             .record_type = type,
+             .description = "test " + id,
+             .created_at_ns = last_used_ns,
+             .last_used_at_ns = last_used_ns,
+             .usage_count = 1,
+             .parents = std::move(parents)};
+    ASSERT_THAT(manager_->store().Put(r), IsOk());
+  }
+  std::vector<std::string> Ids(const std::vector<std::string>& filters = {}) {
+    auto du = manager_->DiskUsage(filters);
+    EXPECT_THAT(du, IsOk());
+    std::vector<std::string> out;
+    for (const auto& u : *du) out.push_back(u.record.id);
+    return out;
+  }
+  std::vector<std::string> Prune(const PruneOptions& o) {
+    std::vector<std::string> removed;
+    EXPECT_THAT(manager_->Prune(o, [&](const UsageInfo& u) { removed.push_back(u.record.id); }),
+                IsOk());
+    return removed;
+  }
+
+  fs::path root_;
+  int64_t now_ = 1'000'000 * kSec;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(ManagerTest, EmptyRootHasNoUsage) {
+  EXPECT_THAT(Ids(), IsEmpty());
+  EXPECT_THAT(Prune({.all = true}), IsEmpty());
+  EXPECT_TRUE(fs::exists(root_ / "kiln.db"));
+}
+
+TEST_F(ManagerTest, DiskUsageMeasuresSizeAndPersistsRecords) {
+  Add("a", kTypeRegular, now_, 100000);
+  auto du = manager_->DiskUsage({});
+  ASSERT_THAT(du, IsOk());
+  ASSERT_EQ(du->size(), 1u);
+  EXPECT_GE((*du)[0].record.size, 100000);
+  EXPECT_EQ((*du)[0].record.description, "test a");
+  Reopen();
+  EXPECT_THAT(Ids(), ElementsAre("a"));
+}
+
+TEST_F(ManagerTest, DiskUsageFilters) {
+  Add("a", kTypeRegular, now_);
+  Add("b", kTypeCacheMount, now_);
+  EXPECT_THAT(Ids({"type==exec.cachemount"}), ElementsAre("b"));
+  EXPECT_THAT(Ids({"type==regular", "id==b"}), ElementsAre("a", "b"));
+  EXPECT_THAT(manager_->DiskUsage({"~=x"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid filter")));
+}
+
+TEST_F(ManagerTest, PruneSkipsInternalUnlessAll) {
+  Add("reg", kTypeRegular, now_);
+  Add("int", kTypeInternal, now_);
+  Add("fe", kTypeFrontend, now_);
+  EXPECT_THAT(Prune({}), ElementsAre("reg"));
+  EXPECT_FALSE(fs::exists(manager_->SnapshotDir("reg")));
+  EXPECT_THAT(Prune({.all = true}), UnorderedElementsAre("int", "fe"));
+  EXPECT_THAT(Ids(), IsEmpty());
+}
+
+TEST_F(ManagerTest, PruneKeepDuration) {
+  Add("old", kTypeRegular, now_ - 100 * kSec);
+  Add("new", kTypeRegular, now_ - 10 * kSec);
+  EXPECT_THAT(Prune({.keep_duration_ns = 50 * kSec}), ElementsAre("old"));
+  EXPECT_THAT(Ids(), ElementsAre("new"));
+}
+
+TEST_F(ManagerTest, PruneRemovesChildrenBeforeParents) {
+  Add("base", kTypeRegular, now_ - 100 * kSec);
+  Add("child", kTypeRegular, now_, 4096, {"base"});
+  EXPECT_THAT(Prune({}), ElementsAre("child", "base"));
+}
+
+TEST_F(ManagerTest, PruneToMaxUsedSpaceRemovesLeastRecentlyUsedFirst) {
+  Add("oldest", kTypeRegular, now_ - 300 * kSec, 100000);
+  Add("middle", kTypeRegular, now_ - 200 * kSec, 100000);
+  Add("newest", kTypeRegular, now_ - 100 * kSec, 100000);
+  auto du = manager_->DiskUsage({});
+  ASSERT_THAT(du, IsOk());
+  int64_t one = (*du)[0].record.size;
+  // Room for two records: only the least recently used one goes.
+  EXPECT_THAT(Prune({.max_used_space = 2 * one + 1}), ElementsAre("oldest"));
+  EXPECT_THAT(Ids(), UnorderedElementsAre("middle", "newest"));
+  // Reserved space wins over a smaller cap.
+  EXPECT_THAT(Prune({.reserved_space = 2 * one, .max_used_space = 1}), IsEmpty());
+}
+
+TEST_F(ManagerTest, PruneWithFilter) {
+  Add("a", kTypeRegular, now_);
+  Add("m", kTypeCacheMount, now_);
+  EXPECT_THAT(Prune({.filters = {"type==exec.cachemount"}}), ElementsAre("m"));
+  EXPECT_THAT(Ids(), ElementsAre("a"));
+}
+
+TEST_F(ManagerTest, OpenSweepsSnapshotsWithoutRecords) {
+  Add("kept", kTypeRegular, now_);
+  fs::create_directories(manager_->SnapshotDir("orphan") / "fs");
+  Reopen();
+  EXPECT_FALSE(fs::exists(manager_->SnapshotDir("orphan")));
+  EXPECT_TRUE(fs::exists(manager_->SnapshotDir("kept")));
+}
+
+TEST_F(ManagerTest, DefaultGcPolicyMatchesBuildkit) {
+  auto p = DefaultGcPolicy(0, int64_t{100} << 30);
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p[0].max_used_space, 512'000'000);
+  EXPECT_EQ(p[0].keep_duration_ns, 48 * 3600 * kSec);
+  EXPECT_EQ(p[1].reserved_space, 10'000'000'000);  // 10% of 100GiB, capped at 10GB
+  EXPECT_EQ(p[1].max_used_space, 81'000'000'000);  // 80% of 100GiB rounded up to whole GB
+  EXPECT_TRUE(p[3].all);
+  auto keep = DefaultGcPolicy(5'000'000'000, int64_t{100} << 30);
+  EXPECT_EQ(keep[2].reserved_space, 5'000'000'000);
+  EXPECT_EQ(keep[2].max_used_space, 0);
+}
+
+}  // namespace
+}  // namespace kiln::cache

@@ -1,0 +1,215 @@
+// In-process tests of kilnd's gRPC surface: real server on a temp unix socket, real client stub.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "daemon/cache/manager.h"
+#include "daemon/server/control_service.h"
+#include "daemon/server/server.h"
+#include "daemon/server/worker_info.h"
+#include "proto/moby/buildkit/v1/control.grpc.pb.h"
+#include "proto/moby/buildkit/v1/frontend/gateway.grpc.pb.h"
+#include "tests/testutil/status_matchers.h"
+
+namespace kiln::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = moby::buildkit::v1;
+using ::kiln::testing::IsOk;
+using ::kiln::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(ListenAddressTest, Parses) {
+  auto u = ParseListenAddress("unix:///run/kiln/kilnd.sock");
+  ASSERT_THAT(u, IsOk());
+  EXPECT_EQ(u->kind, ListenAddress::Kind::kUnix);
+  EXPECT_EQ(u->path, "/run/kiln/kilnd.sock");
+  auto t = ParseListenAddress("tcp://0.0.0.0:1234");
+  ASSERT_THAT(t, IsOk());
+  EXPECT_EQ(t->hostport, "0.0.0.0:1234");
+  EXPECT_THAT(ParseListenAddress("http://x"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("http://x")));
+  EXPECT_THAT(ParseListenAddress("tcp://nohost"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tcp://HOST:PORT")));
+  EXPECT_THAT(ParseListenAddress("unix://rel.sock"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
+}
+
+class ControlServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("kiln_server_test_" + std::to_string(std::random_device{}()));
+    fs::create_directories(root_);
+    auto cache = cache::Manager::Open({.root = root_});
+    ASSERT_THAT(cache, IsOk());
+    cache_ = std::move(*cache);
+    WorkerInfo worker{.id = "testworker",
+                      .labels = WorkerLabels("crun"),
+                      .platforms = DetectPlatforms(),
+                      .gc_policy = cache::DefaultGcPolicy(0, int64_t{100} << 30)};
+    control_ = std::make_unique<ControlService>(
+        ControlService::Options{.cache = cache_.get(), .pool = &pool_, .worker = worker});
+    socket_ = (root_ / "k.sock").string();
+    auto srv = Server::Start(
+        {.addresses = {"unix://" + socket_}, .services = {control_.get()}, .fallback = &fallback_});
+    ASSERT_THAT(srv, IsOk());
+    server_ = std::move(*srv);
+    channel_ = grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials());
+    stub_ = v1::Control::NewStub(channel_);
+  }
+  void TearDown() override {
+    server_.reset();
+    pool_.join();
+    fs::remove_all(root_);
+  }
+
+  fs::path root_;
+  std::string socket_;
+  boost::asio::thread_pool pool_{2};
+  std::unique_ptr<cache::Manager> cache_;
+  std::unique_ptr<ControlService> control_;
+  UnimplementedService fallback_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Control::Stub> stub_;
+};
+
+TEST_F(ControlServiceTest, SocketIsGroupAccessibleOnly) {
+  EXPECT_EQ(fs::status(socket_).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                fs::perms::group_write);
+}
+
+TEST_F(ControlServiceTest, InfoReportsBuildkitCompatibleVersion) {
+  grpc::ClientContext ctx;
+  v1::InfoResponse resp;
+  ASSERT_TRUE(stub_->Info(&ctx, v1::InfoRequest(), &resp).ok());
+  EXPECT_THAT(resp.buildkitversion().version(), ::testing::StartsWith("v0.24.0+kiln."));
+  EXPECT_FALSE(resp.buildkitversion().package().empty());
+}
+
+TEST_F(ControlServiceTest, ListWorkersReportsOneOciWorker) {
+  grpc::ClientContext ctx;
+  v1::ListWorkersResponse resp;
+  ASSERT_TRUE(stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok());
+  ASSERT_EQ(resp.record_size(), 1);
+  const auto& w = resp.record(0);
+  EXPECT_EQ(w.id(), "testworker");
+  EXPECT_EQ(w.labels().at("org.mobyproject.buildkit.worker.executor"), "oci");
+  EXPECT_EQ(w.labels().at("org.mobyproject.buildkit.worker.snapshotter"), "overlayfs");
+  ASSERT_GE(w.platforms_size(), 1);
+  EXPECT_EQ(w.platforms(0).os(), "linux");
+  EXPECT_EQ(w.gcpolicy_size(), 4);
+}
+
+TEST_F(ControlServiceTest, ListWorkersFilters) {
+  v1::ListWorkersRequest req;
+  req.add_filter("id==other");
+  grpc::ClientContext ctx;
+  v1::ListWorkersResponse resp;
+  ASSERT_TRUE(stub_->ListWorkers(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.record_size(), 0);
+  req.set_filter(0, "labels.org.mobyproject.buildkit.worker.executor==oci");
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(stub_->ListWorkers(&ctx2, req, &resp).ok());
+  EXPECT_EQ(resp.record_size(), 1);
+}
+
+TEST_F(ControlServiceTest, DiskUsageAndPruneOverTheStateRoot) {
+  // One record as the solver will leave them: data under snapshots/<id>, a row in kiln.db.
+  fs::create_directories(cache_->SnapshotDir("r1") / "fs");
+  std::ofstream(cache_->SnapshotDir("r1") / "fs" / "f") << std::string(10000, 'x');
+  ASSERT_THAT(cache_->store().Put({.id = "r1", .description = "test", .created_at_ns = 1}), IsOk());
+
+  grpc::ClientContext ctx;
+  v1::DiskUsageResponse du;
+  ASSERT_TRUE(stub_->DiskUsage(&ctx, v1::DiskUsageRequest(), &du).ok());
+  ASSERT_EQ(du.record_size(), 1);
+  EXPECT_EQ(du.record(0).id(), "r1");
+  EXPECT_GE(du.record(0).size(), 10000);
+  EXPECT_EQ(du.record(0).recordtype(), "regular");
+
+  grpc::ClientContext pctx;
+  auto reader = stub_->Prune(&pctx, v1::PruneRequest());
+  std::vector<std::string> removed;
+  v1::UsageRecord rec;
+  while (reader->Read(&rec)) removed.push_back(rec.id());
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(removed, std::vector<std::string>{"r1"});
+  EXPECT_FALSE(fs::exists(cache_->SnapshotDir("r1")));
+
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(stub_->DiskUsage(&ctx2, v1::DiskUsageRequest(), &du).ok());
+  EXPECT_EQ(du.record_size(), 0);
+}
+
+TEST_F(ControlServiceTest, BadPruneFilterIsInvalidArgument) {
+  v1::PruneRequest req;
+  req.add_filter("id~=(");
+  grpc::ClientContext ctx;
+  auto reader = stub_->Prune(&ctx, req);
+  v1::UsageRecord rec;
+  while (reader->Read(&rec)) {
+  }
+  grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("invalid filter"));
+}
+
+TEST_F(ControlServiceTest, ListenBuildHistoryEndsCleanly) {
+  grpc::ClientContext ctx;
+  v1::BuildHistoryRequest req;
+  req.set_earlyexit(true);
+  auto reader = stub_->ListenBuildHistory(&ctx, req);
+  v1::BuildHistoryEvent ev;
+  EXPECT_FALSE(reader->Read(&ev));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(ControlServiceTest, LaterMethodsAreUnimplementedAndNamed) {
+  grpc::ClientContext ctx;
+  v1::SolveResponse resp;
+  grpc::Status st = stub_->Solve(&ctx, v1::SolveRequest(), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("moby.buildkit.v1.Control/Solve"));
+
+  auto bridge = moby::buildkit::v1::frontend::LLBBridge::NewStub(channel_);
+  grpc::ClientContext gctx;
+  moby::buildkit::v1::frontend::PongResponse pong;
+  st = bridge->Ping(&gctx, moby::buildkit::v1::frontend::PingRequest(), &pong);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("moby.buildkit.v1.frontend.LLBBridge/Ping"));
+}
+
+TEST_F(ControlServiceTest, SecondServerOnSameSocketIsRefused) {
+  auto again = Server::Start({.addresses = {"unix://" + socket_}, .fallback = &fallback_});
+  EXPECT_THAT(again, StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("already listening")));
+}
+
+TEST_F(ControlServiceTest, ShutdownRemovesSocket) {
+  server_->Shutdown(100);
+  EXPECT_FALSE(fs::exists(socket_));
+}
+
+TEST(ServerTest, TcpWithoutTlsNeedsExplicitInsecure) {
+  UnimplementedService fallback;
+  auto srv = Server::Start({.addresses = {"tcp://127.0.0.1:0"}, .fallback = &fallback});
+  EXPECT_THAT(srv, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("--insecure-tcp")));
+  srv = Server::Start(
+      {.addresses = {"tcp://127.0.0.1:0"}, .tls = {.cert = "/x.pem"}, .fallback = &fallback});
+  EXPECT_THAT(srv, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("--tlskey")));
+  srv = Server::Start(
+      {.addresses = {"tcp://127.0.0.1:0"}, .insecure_tcp = true, .fallback = &fallback});
+  ASSERT_THAT(srv, IsOk());
+  EXPECT_THAT((*srv)->listening()[0], ::testing::StartsWith("tcp://127.0.0.1:"));
+  EXPECT_NE((*srv)->listening()[0], "tcp://127.0.0.1:0");
+}
+
+}  // namespace
+}  // namespace kiln::server
