@@ -21,7 +21,7 @@
 #include "daemon/server/worker_info.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 #include "kiln_version.h"
 
 namespace kiln {

@@ -11,7 +11,7 @@
 #include "daemon/cache/filter.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 
 namespace kiln::cache {
 namespace fs = std::filesystem;

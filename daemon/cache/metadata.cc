@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 
 namespace kiln::cache {
 namespace {

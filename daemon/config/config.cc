@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/util/fs.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 #include "toml++/toml.h"
 
 namespace kiln::config {

@@ -9,7 +9,7 @@
 #include "boost/asio/post.hpp"
 #include "daemon/cache/filter.h"
 #include "daemon/util/logging.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 #include "kiln_version.h"
 
 namespace kiln::server {

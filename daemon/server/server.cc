@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 
 namespace kiln::server {
 namespace {

@@ -8,7 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/util/fs.h"
-#include "daemon/util/status.h"
+#include "base/status.h"
 
 namespace kiln::server {
 

@@ -1,4 +1,4 @@
-#include "daemon/util/status.h"
+#include "base/status.h"
 
 #include <cstring>
 #include <string>
