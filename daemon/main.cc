@@ -13,15 +13,16 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_join.h"
+#include "base/status.h"
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
 #include "daemon/config/config.h"
 #include "daemon/server/control_service.h"
 #include "daemon/server/server.h"
 #include "daemon/server/worker_info.h"
+#include "daemon/session/manager.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "base/status.h"
 #include "kiln_version.h"
 
 namespace kiln {
@@ -132,7 +133,9 @@ int Run(const Flags& flags, const CLI::App& app) {
   worker.gc_policy = cache::DefaultGcPolicy(cfg.gc_keep_storage.AsBytes(fs_total), fs_total);
 
   boost::asio::thread_pool pool(std::max(2u, std::thread::hardware_concurrency()));
-  server::ControlService control({.cache = cache->get(), .pool = &pool, .worker = worker});
+  session::Manager sessions({});
+  server::ControlService control(
+      {.cache = cache->get(), .pool = &pool, .sessions = &sessions, .worker = worker});
   server::UnimplementedService fallback;
   auto srv = server::Server::Start({.addresses = cfg.addresses,
                                     .tls = {cfg.tls.cert, cfg.tls.key, cfg.tls.ca},
@@ -151,6 +154,7 @@ int Run(const Flags& flags, const CLI::App& app) {
   int sig = 0;
   sigwait(&set, &sig);
   log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  sessions.Shutdown();
   (*srv)->Shutdown(5000);
   pool.join();
   log->info("stopped");

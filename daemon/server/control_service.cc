@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status.h"
 #include "boost/asio/post.hpp"
 #include "daemon/cache/filter.h"
 #include "daemon/util/logging.h"
-#include "base/status.h"
 #include "kiln_version.h"
 
 namespace kiln::server {
@@ -79,12 +79,6 @@ template <typename T>
 class FinishedWriter final : public grpc::ServerWriteReactor<T> {
  public:
   explicit FinishedWriter(grpc::Status status) { this->Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-class FinishedBidi final : public grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage> {
- public:
-  explicit FinishedBidi(grpc::Status status) { Finish(std::move(status)); }
   void OnDone() override { delete this; }
 };
 
@@ -203,8 +197,8 @@ grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(grpc::Callb
 }
 
 grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage>* ControlService::Session(
-    grpc::CallbackServerContext*) {
-  return new FinishedBidi(Unimplemented("moby.buildkit.v1.Control/Session"));
+    grpc::CallbackServerContext* ctx) {
+  return options_.sessions->Accept(ctx);
 }
 
 grpc::ServerUnaryReactor* ControlService::ListWorkers(grpc::CallbackServerContext* ctx,

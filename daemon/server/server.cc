@@ -11,9 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "base/status.h"
 
 namespace kiln::server {
 namespace {

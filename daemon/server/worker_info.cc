@@ -7,8 +7,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/util/fs.h"
 #include "base/status.h"
+#include "daemon/util/fs.h"
 
 namespace kiln::server {
 
