@@ -1,0 +1,227 @@
+#include "daemon/solver/solver.h"
+
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "base/digest.h"
+#include "base/status.h"
+
+namespace kiln::solver {
+namespace {
+
+absl::Status AtVertex(const absl::Status& st, const Vertex& v) {
+  if (st.ok() || st.GetPayload(kVertexPayload).has_value()) return st;
+  absl::Status out = Annotate(st, absl::StrCat("[", v.name.empty() ? v.digest : v.name, "]"));
+  out.SetPayload(kVertexPayload, absl::Cord(v.digest));
+  return out;
+}
+
+class NullProgress final : public ProgressSink {
+  void Started(const Vertex&) override {}
+  void Completed(const Vertex&, bool, const absl::Status&) override {}
+};
+
+}  // namespace
+
+// One solve: memoized per-vertex futures for keys and outputs. Lives until every callback it
+// scheduled has run (callbacks hold a shared_ptr to it).
+class Solver::Job : public std::enable_shared_from_this<Job> {
+ public:
+  Job(Solver& solver, Context ctx, ProgressSink* progress)
+      : solver_(solver), ctx_(std::move(ctx)), progress_(progress ? progress : &null_) {}
+
+  Future<std::string> KeyOf(const std::shared_ptr<Vertex>& v) {
+    Future<std::string> key;
+    {
+      std::lock_guard lock(mu_);
+      State& s = states_[v.get()];
+      if (s.key) return *s.key;
+      s.key = key;
+      s.vertex = v;
+    }
+    std::vector<Future<std::string>> input_keys;
+    for (const Edge& in : v->inputs) input_keys.push_back(KeyOf(in.vertex));
+    auto self = shared_from_this();
+    WhenAll(input_keys).Then([self, v, key](const absl::StatusOr<std::vector<std::string>>& keys) {
+      if (!keys.ok()) return key.Resolve(keys.status());
+      self->Post([self, v, key, keys = *keys] { self->ComputeKey(v, keys, key); });
+    });
+    return key;
+  }
+
+  Future<ResultPtr> ResultOf(const Edge& e) {
+    Future<ResultPtr> out;
+    int index = e.index;
+    std::string name = e.vertex->name;
+    OutputsOf(e.vertex).Then([out, index, name](const absl::StatusOr<std::vector<ResultPtr>>& r) {
+      if (!r.ok()) return out.Resolve(r.status());
+      if (index < 0 || static_cast<size_t>(index) >= r->size()) {
+        return out.Resolve(absl::InternalError(
+            absl::StrCat("vertex ", name, " has no output ", index, " (it has ", r->size(), ")")));
+      }
+      out.Resolve((*r)[index]);
+    });
+    return out;
+  }
+
+  // Reports vertices that were keyed but whose results were never needed (their descendants
+  // were cached) as cached, as BuildKit's progress does.
+  void ReportSkipped() {
+    std::vector<std::shared_ptr<Vertex>> skipped;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [ptr, s] : states_) {
+        if (!s.outputs && s.key && s.key->ready() && s.key->Wait().ok())
+          skipped.push_back(s.vertex);
+      }
+    }
+    for (const auto& v : skipped) progress_->Completed(*v, true, absl::OkStatus());
+  }
+
+ private:
+  struct State {
+    std::shared_ptr<Vertex> vertex;
+    std::optional<Future<std::string>> key;
+    std::optional<Future<std::vector<ResultPtr>>> outputs;
+  };
+
+  void Post(std::function<void()> fn) { solver_.options_.post(std::move(fn)); }
+
+  void ComputeKey(const std::shared_ptr<Vertex>& v, const std::vector<std::string>& input_keys,
+                  const Future<std::string>& key) {
+    if (absl::Status st = ctx_.Check("solve"); !st.ok()) return key.Resolve(st);
+    absl::StatusOr<CacheMap> cm = v->op->GetCacheMap(ctx_);
+    if (!cm.ok()) {
+      absl::Status st = AtVertex(cm.status(), *v);
+      progress_->Completed(*v, false, st);
+      return key.Resolve(st);
+    }
+    // Inputs that contribute their content need their results first.
+    std::vector<Future<ResultPtr>> contents;
+    std::vector<size_t> content_inputs;
+    for (size_t i = 0; i < cm->deps.size() && i < v->inputs.size(); ++i) {
+      if (cm->deps[i].content_digest) {
+        contents.push_back(ResultOf(v->inputs[i]));
+        content_inputs.push_back(i);
+      }
+    }
+    auto self = shared_from_this();
+    WhenAll(contents).Then([self, v, key, input_keys, cm = *cm,
+                            content_inputs](const absl::StatusOr<std::vector<ResultPtr>>& results) {
+      if (!results.ok()) return key.Resolve(results.status());
+      self->Post([self, v, key, input_keys, cm, content_inputs, results = *results] {
+        std::string text = absl::StrCat("kiln.cachekey.v1\nop ", cm.digest, "\n");
+        std::map<size_t, std::string> content;
+        for (size_t j = 0; j < content_inputs.size(); ++j) {
+          size_t i = content_inputs[j];
+          auto d = cm.deps[i].content_digest(self->ctx_, results[j]);
+          if (!d.ok()) {
+            absl::Status st = AtVertex(d.status(), *v);
+            self->progress_->Completed(*v, false, st);
+            return key.Resolve(st);
+          }
+          content[i] = *d;
+        }
+        // An input read by content contributes only its content: a changed context whose
+        // selected files are unchanged keeps the dependent vertex cached.
+        for (size_t i = 0; i < v->inputs.size(); ++i) {
+          if (auto it = content.find(i); it != content.end()) {
+            absl::StrAppend(&text, "input content ", it->second, "\n");
+          } else {
+            absl::StrAppend(&text, "input ", input_keys[i], " ", v->inputs[i].index, "\n");
+          }
+        }
+        key.Resolve(Sha256Digest(text));
+      });
+    });
+  }
+
+  Future<std::vector<ResultPtr>> OutputsOf(const std::shared_ptr<Vertex>& v) {
+    Future<std::vector<ResultPtr>> outputs;
+    {
+      std::lock_guard lock(mu_);
+      State& s = states_[v.get()];
+      if (s.outputs) return *s.outputs;
+      s.outputs = outputs;
+      s.vertex = v;
+    }
+    auto self = shared_from_this();
+    KeyOf(v).Then([self, v, outputs](const absl::StatusOr<std::string>& key) {
+      if (!key.ok()) return outputs.Resolve(key.status());
+      self->Post([self, v, outputs, key = *key] { self->LoadOrRun(v, key, outputs); });
+    });
+    return outputs;
+  }
+
+  void LoadOrRun(const std::shared_ptr<Vertex>& v, const std::string& key,
+                 const Future<std::vector<ResultPtr>>& outputs) {
+    if (absl::Status st = ctx_.Check("solve"); !st.ok()) return outputs.Resolve(st);
+    if (!v->ignore_cache) {
+      auto cached = solver_.options_.cache->Load(ctx_, key);
+      if (!cached.ok()) return outputs.Resolve(AtVertex(cached.status(), *v));
+      if (!cached->empty()) {
+        progress_->Completed(*v, true, absl::OkStatus());
+        return outputs.Resolve(*std::move(cached));
+      }
+    }
+    std::vector<Future<ResultPtr>> inputs;
+    for (const Edge& in : v->inputs) inputs.push_back(ResultOf(in));
+    auto self = shared_from_this();
+    WhenAll(inputs).Then([self, v, key, outputs](const absl::StatusOr<std::vector<ResultPtr>>& in) {
+      if (!in.ok()) return outputs.Resolve(in.status());
+      bool started = false;
+      Future<std::vector<ResultPtr>> run = self->solver_.flights_.Do(
+          self->ctx_, key,
+          [self, v, key, in = *in](const Context& flight_ctx) {
+            Future<std::vector<ResultPtr>> done;
+            self->Post([self, v, key, in, flight_ctx, done] {
+              if (absl::Status st = flight_ctx.Check("solve"); !st.ok()) return done.Resolve(st);
+              // Another job may have finished this key between our cache miss and the flight.
+              if (!v->ignore_cache) {
+                auto cached = self->solver_.options_.cache->Load(flight_ctx, key);
+                if (cached.ok() && !cached->empty()) return done.Resolve(*std::move(cached));
+              }
+              absl::StatusOr<std::vector<ResultPtr>> r = v->op->Exec(flight_ctx, in);
+              if (r.ok()) {
+                if (absl::Status st = self->solver_.options_.cache->Save(key, *r); !st.ok()) {
+                  r = st;
+                }
+              }
+              done.Resolve(
+                  r.ok() ? r : absl::StatusOr<std::vector<ResultPtr>>(AtVertex(r.status(), *v)));
+            });
+            return done;
+          },
+          &started);
+      self->progress_->Started(*v);
+      run.Then([self, v, outputs](const absl::StatusOr<std::vector<ResultPtr>>& r) {
+        self->progress_->Completed(*v, false, r.status());
+        outputs.Resolve(r);
+      });
+    });
+  }
+
+  Solver& solver_;
+  const Context ctx_;
+  ProgressSink* const progress_;
+  NullProgress null_;
+  std::mutex mu_;
+  std::map<const Vertex*, State> states_;  // guarded by mu_
+};
+
+absl::StatusOr<ResultPtr> Solver::Solve(const Context& ctx, const Edge& target,
+                                        ProgressSink* progress) {
+  if (!target.vertex) return absl::InvalidArgumentError("nothing to solve: empty target");
+  auto job = std::make_shared<Job>(*this, ctx, progress);
+  absl::StatusOr<ResultPtr> r = job->ResultOf(target).Wait();
+  if (r.ok()) job->ReportSkipped();
+  return r;
+}
+
+absl::StatusOr<std::string> Solver::CacheKey(const Context& ctx, const Edge& target) {
+  auto job = std::make_shared<Job>(*this, ctx, nullptr);
+  return job->KeyOf(target.vertex).Wait();
+}
+
+}  // namespace kiln::solver

@@ -1,0 +1,84 @@
+#pragma once
+// The solver's generic vocabulary, in the spirit of BuildKit's solver/types.go: vertices and
+// edges of a build graph, the Op each vertex runs, cache maps, and results. Nothing here knows
+// LLB op kinds, snapshots or containers: those live in daemon/ops/ and plug in through Op.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/context.h"
+
+namespace kiln::solver {
+
+// The output of an op: owned by the worker side (a snapshot ref, a blob...). Immutable and
+// shared: several vertices and jobs may hold the same result. Thread-safe.
+class Result {
+ public:
+  virtual ~Result() = default;
+  // Stable id of the stored data (e.g. a snapshot id): what a cache record points at.
+  virtual std::string id() const = 0;
+};
+using ResultPtr = std::shared_ptr<const Result>;
+
+// How one input contributes to a vertex's cache key.
+struct CacheDep {
+  // Empty: the input contributes its cache key. Otherwise it contributes, instead, a checksum
+  // of its result's content computed by this function (e.g. of a COPY's source paths).
+  std::function<absl::StatusOr<std::string>(const Context&, const ResultPtr&)> content_digest;
+};
+
+struct CacheMap {
+  std::string digest;          // the op's own identity, non-semantic fields dropped
+  std::vector<CacheDep> deps;  // one per input, or empty for "key only" on every input
+};
+
+// What a vertex does. One instance per vertex per job; GetCacheMap runs before Exec, and an
+// Op may keep state between the two (a source op syncs in GetCacheMap and returns the synced
+// tree from Exec). Must be safe to call from any pool thread (never concurrently on one op).
+class Op {
+ public:
+  virtual ~Op() = default;
+  [[nodiscard]] virtual absl::StatusOr<CacheMap> GetCacheMap(const Context& ctx) = 0;
+  // Runs the op on its inputs' results; returns one result per output.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ResultPtr>> Exec(
+      const Context& ctx, const std::vector<ResultPtr>& inputs) = 0;
+};
+
+struct Vertex;
+// An edge selects one output of a vertex.
+struct Edge {
+  std::shared_ptr<Vertex> vertex;
+  int index = 0;
+};
+
+struct Vertex {
+  std::string digest;  // identity within the graph (an LLB op digest)
+  std::string name;    // shown in progress
+  std::vector<Edge> inputs;
+  std::shared_ptr<Op> op;
+  bool ignore_cache = false;  // run even when a cached result exists (--no-cache)
+};
+
+// Persistent cache: results recorded under cache keys. Implementations are thread-safe.
+class CacheStore {
+ public:
+  virtual ~CacheStore() = default;
+  // The results recorded for `key`, or an empty vector when there is no usable record.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ResultPtr>> Load(const Context& ctx,
+                                                                    const std::string& key) = 0;
+  [[nodiscard]] virtual absl::Status Save(const std::string& key,
+                                          const std::vector<ResultPtr>& results) = 0;
+};
+
+// Progress of vertices as BuildKit's Status stream reports them. Thread-safe.
+class ProgressSink {
+ public:
+  virtual ~ProgressSink() = default;
+  virtual void Started(const Vertex& v) = 0;
+  virtual void Completed(const Vertex& v, bool cached, const absl::Status& error) = 0;
+};
+
+}  // namespace kiln::solver
