@@ -1,17 +1,22 @@
 #include "daemon/cache/manager.h"
 
+#include <fcntl.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <random>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status.h"
 #include "daemon/cache/filter.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
-#include "base/status.h"
 
 namespace kiln::cache {
 namespace fs = std::filesystem;
@@ -50,6 +55,18 @@ int64_t LastUsed(const Record& r) { return r.last_used_at_ns.value_or(r.created_
 absl::StatusOr<std::unique_ptr<Manager>> Manager::Open(ManagerOptions options) {
   if (!options.now_ns) options.now_ns = SystemNowNs;
   KILN_RETURN_IF_ERROR(util::EnsureDir(options.root / "snapshots"));
+  KILN_RETURN_IF_ERROR(util::EnsureDir(options.root / "tmp"));
+  if (!options.snapshotter) {
+    if (snapshot::OverlaySupported(options.root / "tmp")) {
+      options.snapshotter = snapshot::NewOverlaySnapshotter();
+    } else {
+      Logger("cache")->warn(
+          "overlayfs is not available under {}; using the native (copying) "
+          "snapshotter",
+          options.root.string());
+      options.snapshotter = snapshot::NewNativeSnapshotter();
+    }
+  }
   KILN_ASSIGN_OR_RETURN(auto store, MetadataStore::Open((options.root / "kiln.db").string()));
   std::unique_ptr<Manager> manager(new Manager(std::move(options), std::move(store)));
   KILN_RETURN_IF_ERROR(manager->SweepOrphans());
@@ -114,6 +131,7 @@ std::vector<PruneOptions> DefaultGcPolicy(int64_t keep_bytes, int64_t fs_total_b
 }
 
 fs::path Manager::SnapshotDir(const std::string& id) const {
+  KILN_RELEASE_ASSERT(!id.empty() && id.find('/') == std::string::npos && id != "." && id != "..");
   return options_.root / "snapshots" / id;
 }
 
@@ -126,9 +144,8 @@ absl::StatusOr<std::vector<UsageInfo>> Manager::AllRecords() {
       KILN_ASSIGN_OR_RETURN(r.size, util::DiskUsageBytes(SnapshotDir(r.id)));
       KILN_RETURN_IF_ERROR(store_->SetSize(r.id, r.size));
     }
-    // Records become in use once the solver holds refs to them; nothing holds refs between
-    // builds, so an idle daemon reports every record as not in use.
-    out.push_back(UsageInfo{.record = std::move(r), .in_use = false});
+    bool in_use = InUse(r.id);
+    out.push_back(UsageInfo{.record = std::move(r), .in_use = in_use});
   }
   return out;
 }
@@ -223,6 +240,244 @@ absl::Status Manager::Prune(const PruneOptions& options,
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace kiln::cache
+
+namespace kiln::cache {
+
+// ---- refs -----------------------------------------------------------------------------------
+
+ImmutableRef::ImmutableRef(Manager* manager, std::string id, std::vector<std::string> stack)
+    : manager_(manager), id_(std::move(id)), stack_(std::move(stack)) {
+  manager_->Acquire(id_);
+}
+
+ImmutableRef::ImmutableRef(ImmutableRef&& other) noexcept
+    : manager_(std::exchange(other.manager_, nullptr)),
+      id_(std::move(other.id_)),
+      stack_(std::move(other.stack_)) {}
+
+ImmutableRef& ImmutableRef::operator=(ImmutableRef&& other) noexcept {
+  if (this != &other) {
+    if (manager_) manager_->Release(id_);
+    manager_ = std::exchange(other.manager_, nullptr);
+    id_ = std::move(other.id_);
+    stack_ = std::move(other.stack_);
+  }
+  return *this;
+}
+
+ImmutableRef::~ImmutableRef() {
+  if (manager_) manager_->Release(id_);
+}
+
+ImmutableRef ImmutableRef::Clone() const { return ImmutableRef(manager_, id_, stack_); }
+
+std::vector<fs::path> ImmutableRef::LayerPaths() const {
+  std::vector<fs::path> out;
+  out.reserve(stack_.size());
+  for (const std::string& id : stack_) out.push_back(manager_->SnapshotDir(id) / "fs");
+  return out;
+}
+
+namespace {
+
+// A mount whose scratch directory goes away with it.
+class ScratchMount final : public snapshot::Mount {
+ public:
+  ScratchMount(snapshot::MountPtr inner, fs::path scratch)
+      : inner_(std::move(inner)), scratch_(std::move(scratch)) {}
+  ~ScratchMount() override {
+    if (inner_->Unmount().ok()) {
+      std::error_code ec;
+      fs::remove_all(scratch_, ec);
+    }
+  }
+  const fs::path& root() const override { return inner_->root(); }
+  absl::Status Unmount() override { return inner_->Unmount(); }
+
+ private:
+  snapshot::MountPtr inner_;
+  fs::path scratch_;
+};
+
+}  // namespace
+
+absl::StatusOr<snapshot::MountPtr> ImmutableRef::Mount() const {
+  KILN_ASSIGN_OR_RETURN(fs::path scratch, manager_->TempDir("ro-"));
+  fs::path mountpoint = scratch / "m";
+  KILN_RETURN_IF_ERROR(util::EnsureDir(mountpoint, 0755));
+  auto m = manager_->snapshotter().MountReadOnly(LayerPaths(), mountpoint);
+  if (!m.ok()) {
+    std::error_code ec;
+    fs::remove_all(scratch, ec);
+    return Annotate(m.status(), absl::StrCat("mount ", id_));
+  }
+  return snapshot::MountPtr(new ScratchMount(*std::move(m), scratch));
+}
+
+MutableRef::MutableRef(MutableRef&& other) noexcept
+    : manager_(std::exchange(other.manager_, nullptr)),
+      id_(std::move(other.id_)),
+      record_type_(std::move(other.record_type_)),
+      parents_(std::move(other.parents_)),
+      mount_(std::move(other.mount_)),
+      scratch_(std::move(other.scratch_)),
+      committed_(other.committed_) {}
+
+MutableRef& MutableRef::operator=(MutableRef&& other) noexcept {
+  if (this != &other) {
+    Discard();
+    manager_ = std::exchange(other.manager_, nullptr);
+    id_ = std::move(other.id_);
+    record_type_ = std::move(other.record_type_);
+    parents_ = std::move(other.parents_);
+    mount_ = std::move(other.mount_);
+    scratch_ = std::move(other.scratch_);
+    committed_ = other.committed_;
+  }
+  return *this;
+}
+
+MutableRef::~MutableRef() { Discard(); }
+
+void MutableRef::Discard() {
+  if (manager_ == nullptr || committed_ || id_.empty()) return;
+  if (mount_) (void)mount_->Unmount();
+  std::error_code ec;
+  fs::remove_all(scratch_, ec);
+  fs::remove_all(manager_->SnapshotDir(id_), ec);
+}
+
+absl::StatusOr<ImmutableRef> MutableRef::Commit(const std::string& description) {
+  KILN_RELEASE_ASSERT(manager_ != nullptr && !committed_);
+  KILN_RETURN_IF_ERROR(mount_->Unmount());
+  fs::path dir = manager_->SnapshotDir(id_);
+  std::error_code ec;
+  fs::remove_all(scratch_, ec);
+  fs::remove_all(dir / "work", ec);
+  // The layer's data reaches the disk before the record that makes it visible.
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", dir.string()));
+  int rc = ::syncfs(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoToStatus(errno, absl::StrCat("syncfs ", dir.string()));
+  KILN_ASSIGN_OR_RETURN(int64_t size, util::DiskUsageBytes(dir / "fs"));
+  int64_t now = manager_->options_.now_ns();
+  Record r{.id = id_,
+           .record_type = record_type_,
+           .description = description,
+           .size = size,
+           .created_at_ns = now,
+           .last_used_at_ns = now,
+           .usage_count = 1,
+           .parents = parents_};
+  KILN_RETURN_IF_ERROR(manager_->store().Put(r));
+  committed_ = true;
+  std::vector<std::string> stack = parents_;
+  stack.push_back(id_);
+  return ImmutableRef(manager_, id_, std::move(stack));
+}
+
+void Manager::Acquire(const std::string& id) {
+  std::lock_guard lock(refs_mu_);
+  ++refs_[id];
+}
+
+void Manager::Release(const std::string& id) {
+  std::lock_guard lock(refs_mu_);
+  auto it = refs_.find(id);
+  if (it != refs_.end() && --it->second == 0) refs_.erase(it);
+}
+
+bool Manager::InUse(const std::string& id) const {
+  std::lock_guard lock(refs_mu_);
+  return refs_.contains(id);
+}
+
+std::string Manager::NewId() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device rd;
+  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
+  std::string id;
+  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
+  return id;
+}
+
+absl::StatusOr<fs::path> Manager::TempDir(const std::string& prefix) {
+  fs::path dir = options_.root / "tmp" / (prefix + NewId());
+  KILN_RETURN_IF_ERROR(util::EnsureDir(dir, 0700));
+  return dir;
+}
+
+absl::StatusOr<MutableRef> Manager::New(const ImmutableRef* parent,
+                                        const std::string& record_type) {
+  MutableRef ref;
+  ref.manager_ = this;
+  ref.id_ = NewId();
+  ref.record_type_ = record_type;
+  fs::path dir = SnapshotDir(ref.id_);
+  KILN_RETURN_IF_ERROR(util::EnsureDir(dir / "fs", 0755));
+  KILN_ASSIGN_OR_RETURN(ref.scratch_, TempDir("rw-"));
+  fs::path mountpoint = ref.scratch_ / "m";
+  fs::path work = dir / "work";  // same filesystem as the upper dir, as overlayfs requires
+  KILN_RETURN_IF_ERROR(util::EnsureDir(mountpoint, 0755));
+  KILN_RETURN_IF_ERROR(util::EnsureDir(work, 0700));
+  std::vector<fs::path> layers = parent ? parent->LayerPaths() : std::vector<fs::path>{};
+  snapshot::Snapshotter* snap = options_.snapshotter.get();
+  std::unique_ptr<snapshot::Snapshotter> flattener;
+  if (layers.size() >= options_.max_stack_depth && !snap->flattens()) {
+    flattener = snapshot::NewNativeSnapshotter();  // too deep to mount: start a flat layer
+    snap = flattener.get();
+  }
+  if (parent && !snap->flattens()) ref.parents_ = parent->stack();
+  auto m = snap->MountWritable(layers, dir / "fs", work, mountpoint);
+  if (!m.ok()) return Annotate(m.status(), "prepare a writable snapshot");
+  ref.mount_ = *std::move(m);
+  return ref;
+}
+
+absl::StatusOr<ImmutableRef> Manager::Get(const std::string& id) {
+  KILN_ASSIGN_OR_RETURN(std::optional<Record> r, store_->Get(id));
+  if (!r) return absl::NotFoundError(absl::StrCat("cache record ", id, " does not exist"));
+  KILN_RETURN_IF_ERROR(store_->Touch(id, options_.now_ns()));
+  std::vector<std::string> stack = r->parents;
+  stack.push_back(id);
+  return ImmutableRef(this, id, std::move(stack));
+}
+
+absl::StatusOr<ImmutableRef> Manager::Merge(const std::vector<const ImmutableRef*>& inputs,
+                                            const std::string& description) {
+  std::vector<std::string> parents;
+  std::set<std::string> seen;
+  for (const ImmutableRef* in : inputs) {
+    for (const std::string& layer : in->stack()) {
+      if (seen.insert(layer).second) parents.push_back(layer);
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(MutableRef ref, New(nullptr, kTypeRegular));
+  ref.parents_ = std::move(parents);
+  return ref.Commit(description);
+}
+
+absl::Status Manager::SaveCacheKey(const std::string& key,
+                                   const std::vector<const ImmutableRef*>& outputs) {
+  std::vector<std::string> ids;
+  for (const ImmutableRef* r : outputs) ids.push_back(r->id());
+  return store_->PutCacheKey(key, ids);
+}
+
+absl::StatusOr<std::vector<ImmutableRef>> Manager::LoadCacheKey(const std::string& key) {
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> ids, store_->GetCacheKey(key));
+  std::vector<ImmutableRef> out;
+  for (const std::string& id : ids) {
+    auto ref = Get(id);
+    if (absl::IsNotFound(ref.status())) return std::vector<ImmutableRef>{};
+    if (!ref.ok()) return ref.status();
+    out.push_back(*std::move(ref));
+  }
+  return out;
 }
 
 }  // namespace kiln::cache

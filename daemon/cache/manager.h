@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/cache/metadata.h"
+#include "daemon/snapshot/snapshotter.h"
 
 namespace kiln::cache {
 
@@ -40,6 +42,68 @@ struct ManagerOptions {
   std::filesystem::path root;  // the state root; kiln.db and snapshots/ live inside
   // Wall clock in Unix nanoseconds; tests replace it.
   std::function<int64_t()> now_ns;
+  // Mounts layer stacks; null picks overlayfs when it works under `root`, else native.
+  std::shared_ptr<snapshot::Snapshotter> snapshotter;
+  // Stacks deeper than this are flattened into one layer when built upon.
+  size_t max_stack_depth = 40;
+};
+
+class Manager;
+
+// A committed, read-only cache record held in use: prune leaves it alone while any ref to it
+// lives. Move-only; Clone() for another holder. Not thread-safe (one owner at a time); the
+// Manager it came from must outlive it.
+class ImmutableRef {
+ public:
+  ImmutableRef(ImmutableRef&& other) noexcept;
+  ImmutableRef& operator=(ImmutableRef&& other) noexcept;
+  ImmutableRef(const ImmutableRef&) = delete;
+  ImmutableRef& operator=(const ImmutableRef&) = delete;
+  ~ImmutableRef();
+
+  const std::string& id() const { return id_; }
+  // Record ids of the layers, bottom to top, ending with this record's own layer.
+  const std::vector<std::string>& stack() const { return stack_; }
+  std::vector<std::filesystem::path> LayerPaths() const;
+  ImmutableRef Clone() const;
+
+  // A read-only view of the tree under a fresh directory in the state root's tmp/.
+  [[nodiscard]] absl::StatusOr<snapshot::MountPtr> Mount() const;
+
+ private:
+  friend class Manager;
+  friend class MutableRef;
+  ImmutableRef(Manager* manager, std::string id, std::vector<std::string> stack);
+  Manager* manager_ = nullptr;
+  std::string id_;
+  std::vector<std::string> stack_;
+};
+
+// A new layer being written through a writable mount at root(). Commit() turns it into a
+// record; destroying it uncommitted discards the layer. Move-only, one owner.
+class MutableRef {
+ public:
+  MutableRef(MutableRef&& other) noexcept;
+  MutableRef& operator=(MutableRef&& other) noexcept;
+  MutableRef(const MutableRef&) = delete;
+  MutableRef& operator=(const MutableRef&) = delete;
+  ~MutableRef();
+
+  const std::filesystem::path& root() const { return mount_->root(); }
+  // Unmounts, syncs the layer to disk and records it; only then is it visible to others.
+  [[nodiscard]] absl::StatusOr<ImmutableRef> Commit(const std::string& description);
+
+ private:
+  friend class Manager;
+  MutableRef() = default;
+  void Discard();
+  Manager* manager_ = nullptr;  // null once moved from
+  std::string id_;
+  std::string record_type_;
+  std::vector<std::string> parents_;
+  snapshot::MountPtr mount_;
+  std::filesystem::path scratch_;  // mountpoint and work dirs, removed after commit
+  bool committed_ = false;
 };
 
 class Manager {
@@ -55,20 +119,47 @@ class Manager {
   [[nodiscard]] absl::Status Prune(const PruneOptions& options,
                                    const std::function<void(const UsageInfo&)>& on_removed);
 
+  // A new writable layer on top of `parent` (or on nothing), mounted and ready to write.
+  [[nodiscard]] absl::StatusOr<MutableRef> New(const ImmutableRef* parent,
+                                               const std::string& record_type = kTypeRegular);
+  // The committed record `id`, now in use.
+  [[nodiscard]] absl::StatusOr<ImmutableRef> Get(const std::string& id);
+  // A record whose tree is its inputs' layers stacked in order (a layer present in several
+  // inputs is kept at its first position).
+  [[nodiscard]] absl::StatusOr<ImmutableRef> Merge(const std::vector<const ImmutableRef*>& inputs,
+                                                   const std::string& description);
+
+  // Cache keys: `key` → one record per output.
+  [[nodiscard]] absl::Status SaveCacheKey(const std::string& key,
+                                          const std::vector<const ImmutableRef*>& outputs);
+  // The records for `key`, in use; empty when none are recorded (or one is gone).
+  [[nodiscard]] absl::StatusOr<std::vector<ImmutableRef>> LoadCacheKey(const std::string& key);
+
   MetadataStore& store() { return *store_; }
   const std::filesystem::path& root() const { return options_.root; }
   std::filesystem::path SnapshotDir(const std::string& id) const;
+  snapshot::Snapshotter& snapshotter() { return *options_.snapshotter; }
+  // A fresh directory under tmp/ for the caller to use and remove.
+  [[nodiscard]] absl::StatusOr<std::filesystem::path> TempDir(const std::string& prefix);
+  bool InUse(const std::string& id) const;
 
  private:
+  friend class ImmutableRef;
+  friend class MutableRef;
   Manager(ManagerOptions options, std::unique_ptr<MetadataStore> store)
       : options_(std::move(options)), store_(std::move(store)) {}
+  void Acquire(const std::string& id);
+  void Release(const std::string& id);
+  std::string NewId();
   absl::StatusOr<std::vector<UsageInfo>> AllRecords();
   // Removes snapshot directories that have no record (left by a crash mid-write or mid-prune).
   absl::Status SweepOrphans();
 
-  const ManagerOptions options_;
+  ManagerOptions options_;  // snapshotter filled in by Open
   const std::unique_ptr<MetadataStore> store_;
   std::mutex prune_mu_;
+  mutable std::mutex refs_mu_;
+  std::map<std::string, int> refs_;  // in-use counts, guarded by refs_mu_
 };
 
 }  // namespace kiln::cache

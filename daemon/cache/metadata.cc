@@ -10,7 +10,7 @@
 namespace kiln::cache {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS records (
@@ -24,6 +24,13 @@ CREATE TABLE IF NOT EXISTS records (
   last_used_at  INTEGER,
   usage_count   INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS cache_keys (
+  key        TEXT NOT NULL,
+  output     INTEGER NOT NULL,
+  record_id  TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+  PRIMARY KEY (key, output)
+);
+CREATE INDEX IF NOT EXISTS cache_keys_record ON cache_keys(record_id);
 CREATE TABLE IF NOT EXISTS record_parents (
   id      TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
   parent  TEXT NOT NULL,
@@ -222,6 +229,53 @@ absl::Status MetadataStore::Delete(const std::string& id) {
   Stmt s(db_, "DELETE FROM records WHERE id = ?");
   KILN_RETURN_IF_ERROR(s.status());
   s.Bind(1, id);
+  return s.Step().status();
+}
+
+absl::Status MetadataStore::PutCacheKey(const std::string& key,
+                                        const std::vector<std::string>& record_ids) {
+  std::lock_guard lock(mu_);
+  KILN_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto body = [&]() -> absl::Status {
+    Stmt del(db_, "DELETE FROM cache_keys WHERE key = ?");
+    KILN_RETURN_IF_ERROR(del.status());
+    del.Bind(1, key);
+    KILN_RETURN_IF_ERROR(del.Step().status());
+    for (size_t i = 0; i < record_ids.size(); ++i) {
+      Stmt ins(db_, "INSERT INTO cache_keys (key, output, record_id) VALUES (?,?,?)");
+      KILN_RETURN_IF_ERROR(ins.status());
+      ins.Bind(1, key).Bind(2, static_cast<int64_t>(i)).Bind(3, record_ids[i]);
+      KILN_RETURN_IF_ERROR(ins.Step().status());
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status st = body(); !st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+absl::StatusOr<std::vector<std::string>> MetadataStore::GetCacheKey(const std::string& key) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT output, record_id FROM cache_keys WHERE key = ? ORDER BY output");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, key);
+  std::vector<std::string> out;
+  while (true) {
+    KILN_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    if (s.Int(0) != static_cast<int64_t>(out.size())) return std::vector<std::string>{};  // gap
+    out.push_back(s.Text(1));
+  }
+  return out;
+}
+
+absl::Status MetadataStore::Touch(const std::string& id, int64_t now_ns) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE records SET last_used_at = ?, usage_count = usage_count + 1 WHERE id = ?");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, now_ns).Bind(2, id);
   return s.Step().status();
 }
 

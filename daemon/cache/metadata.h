@@ -55,6 +55,14 @@ class MetadataStore {
   [[nodiscard]] absl::StatusOr<std::optional<Record>> Get(const std::string& id);
   // Deletes the record; deleting an absent id is OK.
   [[nodiscard]] absl::Status Delete(const std::string& id);
+  // Records that cache `key` resolves to these records, one per output (replacing any
+  // earlier mapping). Deleting a record deletes the keys that point at it.
+  [[nodiscard]] absl::Status PutCacheKey(const std::string& key,
+                                         const std::vector<std::string>& record_ids);
+  // The records for `key` by output, or empty when the key is unknown.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetCacheKey(const std::string& key);
+  // Marks a record used now.
+  [[nodiscard]] absl::Status Touch(const std::string& id, int64_t now_ns);
   // Stores a measured size.
   [[nodiscard]] absl::Status SetSize(const std::string& id, int64_t size);
 

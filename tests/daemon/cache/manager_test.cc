@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -163,6 +164,159 @@ TEST_F(ManagerTest, DefaultGcPolicyMatchesBuildkit) {
   auto keep = DefaultGcPolicy(5'000'000'000, int64_t{100} << 30);
   EXPECT_EQ(keep[2].reserved_space, 5'000'000'000);
   EXPECT_EQ(keep[2].max_used_space, 0);
+}
+
+}  // namespace
+}  // namespace kiln::cache
+
+namespace kiln::cache {
+namespace {
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class RefsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts)";
+    root_ = fs::path(::testing::TempDir()) /
+            ("kiln_refs_test_" + std::to_string(std::random_device{}()));
+    fs::create_directories(root_);
+    auto m = Manager::Open({.root = root_, .max_stack_depth = 3});
+    ASSERT_THAT(m, IsOk());
+    manager_ = std::move(*m);
+  }
+  void TearDown() override {
+    manager_.reset();
+    if (!root_.empty()) fs::remove_all(root_);
+  }
+  ImmutableRef Layer(const ImmutableRef* parent, const std::string& file, const std::string& data) {
+    auto m = manager_->New(parent);
+    EXPECT_THAT(m, IsOk());
+    std::ofstream(m->root() / file) << data;
+    auto r = m->Commit("write " + file);
+    EXPECT_THAT(r, IsOk());
+    return *std::move(r);
+  }
+
+  fs::path root_;
+  std::unique_ptr<Manager> manager_;
+};
+
+TEST_F(RefsTest, CommitThenReadBack) {
+  ImmutableRef base = Layer(nullptr, "a", "A");
+  ImmutableRef child = Layer(&base, "b", "B");
+  EXPECT_EQ(child.stack(), (std::vector<std::string>{base.id(), child.id()}));
+  auto view = child.Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(ReadAll((*view)->root() / "a"), "A");
+  EXPECT_EQ(ReadAll((*view)->root() / "b"), "B");
+  // Only the new file lives in the child's own layer.
+  EXPECT_FALSE(fs::exists(manager_->SnapshotDir(child.id()) / "fs/a") &&
+               manager_->snapshotter().name() == "overlayfs");
+}
+
+TEST_F(RefsTest, RefsMarkRecordsInUseAndProtectThemFromPrune) {
+  std::string id;
+  {
+    ImmutableRef r = Layer(nullptr, "a", "A");
+    id = r.id();
+    auto du = manager_->DiskUsage({});
+    ASSERT_THAT(du, IsOk());
+    ASSERT_EQ(du->size(), 1u);
+    EXPECT_TRUE((*du)[0].in_use);
+    std::vector<std::string> removed;
+    ASSERT_THAT(
+        manager_->Prune({.all = true}, [&](const UsageInfo& u) { removed.push_back(u.record.id); }),
+        IsOk());
+    EXPECT_THAT(removed, IsEmpty());
+  }
+  EXPECT_FALSE(manager_->InUse(id));
+  std::vector<std::string> removed;
+  ASSERT_THAT(
+      manager_->Prune({.all = true}, [&](const UsageInfo& u) { removed.push_back(u.record.id); }),
+      IsOk());
+  EXPECT_THAT(removed, ElementsAre(id));
+  EXPECT_FALSE(fs::exists(manager_->SnapshotDir(id)));
+}
+
+TEST_F(RefsTest, UncommittedLayersLeaveNothingBehind) {
+  std::string id;
+  {
+    auto m = manager_->New(nullptr);
+    ASSERT_THAT(m, IsOk());
+    std::ofstream(m->root() / "junk") << "x";
+  }
+  auto du = manager_->DiskUsage({});
+  ASSERT_THAT(du, IsOk());
+  EXPECT_THAT(*du, IsEmpty());
+  EXPECT_TRUE(fs::is_empty(root_ / "snapshots"));
+  EXPECT_TRUE(fs::is_empty(root_ / "tmp"));
+}
+
+TEST_F(RefsTest, CacheKeysResolveToRecordsAndDieWithThem) {
+  ImmutableRef a = Layer(nullptr, "a", "A");
+  ImmutableRef b = Layer(nullptr, "b", "B");
+  ASSERT_THAT(manager_->SaveCacheKey("k1", {&a, &b}), IsOk());
+  auto loaded = manager_->LoadCacheKey("k1");
+  ASSERT_THAT(loaded, IsOk());
+  ASSERT_EQ(loaded->size(), 2u);
+  EXPECT_EQ((*loaded)[0].id(), a.id());
+  EXPECT_EQ((*loaded)[1].id(), b.id());
+  auto none = manager_->LoadCacheKey("other");
+  ASSERT_THAT(none, IsOk());
+  EXPECT_THAT(*none, IsEmpty());
+  std::string a_id = a.id();
+  loaded->clear();
+  { ImmutableRef gone = std::move(a); }
+  ASSERT_THAT(manager_->Prune({.filters = {"id==" + a_id}, .all = true}, [](const UsageInfo&) {}),
+              IsOk());
+  auto after = manager_->LoadCacheKey("k1");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_THAT(*after, IsEmpty());
+}
+
+TEST_F(RefsTest, MergeStacksInputsInOrder) {
+  ImmutableRef base = Layer(nullptr, "f", "base");
+  ImmutableRef x = Layer(&base, "x", "X");
+  ImmutableRef y = Layer(&base, "f", "Y");
+  auto merged = manager_->Merge({&x, &y}, "merge");
+  ASSERT_THAT(merged, IsOk());
+  auto view = merged->Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(ReadAll((*view)->root() / "x"), "X");
+  EXPECT_EQ(ReadAll((*view)->root() / "f"), "Y");
+}
+
+TEST_F(RefsTest, DeepStacksAreFlattened) {
+  ImmutableRef r = Layer(nullptr, "0", "0");
+  for (int i = 1; i < 6; ++i) r = Layer(&r, std::to_string(i), std::to_string(i));
+  EXPECT_LE(r.stack().size(), 3u);
+  auto view = r.Mount();
+  ASSERT_THAT(view, IsOk());
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(ReadAll((*view)->root() / std::to_string(i)), std::to_string(i));
+}
+
+TEST_F(RefsTest, RecordsSurviveReopen) {
+  std::string id;
+  {
+    ImmutableRef r = Layer(nullptr, "a", "A");
+    id = r.id();
+    ASSERT_THAT(manager_->SaveCacheKey("key", {&r}), IsOk());
+  }
+  manager_.reset();
+  auto m = Manager::Open({.root = root_});
+  ASSERT_THAT(m, IsOk());
+  manager_ = std::move(*m);
+  auto loaded = manager_->LoadCacheKey("key");
+  ASSERT_THAT(loaded, IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  auto view = (*loaded)[0].Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(ReadAll((*view)->root() / "a"), "A");
 }
 
 }  // namespace
