@@ -134,8 +134,12 @@ int Run(const Flags& flags, const CLI::App& app) {
 
   boost::asio::thread_pool pool(std::max(2u, std::thread::hardware_concurrency()));
   session::Manager sessions({});
-  server::ControlService control(
-      {.cache = cache->get(), .pool = &pool, .sessions = &sessions, .worker = worker});
+  server::ProgressRegistry progress;
+  server::ControlService control({.cache = cache->get(),
+                                  .pool = &pool,
+                                  .sessions = &sessions,
+                                  .progress = &progress,
+                                  .worker = worker});
   server::UnimplementedService fallback;
   auto srv = server::Server::Start({.addresses = cfg.addresses,
                                     .tls = {cfg.tls.cert, cfg.tls.key, cfg.tls.ca},

@@ -153,6 +153,85 @@ class PruneWriter final : public grpc::ServerWriteReactor<v1::UsageRecord> {
   grpc::Status final_;
 };
 
+// Streams one build's progress: replays what happened so far, then follows live updates,
+// coalescing whatever piled up into one message per write. Ends when the build's progress
+// closes. The subscription and the reactor share State, so a late notification after OnDone
+// finds no reactor and does nothing.
+class StatusWriter final : public grpc::ServerWriteReactor<v1::StatusResponse> {
+ public:
+  explicit StatusWriter(std::shared_ptr<BuildProgress> progress)
+      : progress_(std::move(progress)), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    std::weak_ptr<State> weak = state_;
+    auto progress_ptr = progress_;
+    sub_ = progress_->Subscribe([weak, progress_ptr] {
+      if (auto st = weak.lock()) Pump(st, *progress_ptr);
+    });
+    Pump(state_, *progress_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->writing = false;
+      if (!ok) state_->broken = true;
+    }
+    Pump(state_, *progress_);
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    progress_->Unsubscribe(sub_);
+    delete this;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    StatusWriter* reactor = nullptr;  // null after OnDone
+    size_t cursor = 0;
+    bool writing = false;
+    bool broken = false;
+    bool finished = false;
+    v1::StatusResponse out;
+  };
+
+  static void Pump(const std::shared_ptr<State>& st, BuildProgress& progress) {
+    StatusWriter* reactor = nullptr;
+    bool finish = false;
+    {
+      std::lock_guard lock(st->mu);
+      if (st->reactor == nullptr || st->writing || st->finished) return;
+      std::vector<v1::StatusResponse> events;
+      bool open = progress.Read(&st->cursor, &events);
+      if (st->broken) {
+        st->finished = finish = true;
+      } else if (!events.empty()) {
+        st->out.Clear();
+        for (const auto& e : events) st->out.MergeFrom(e);
+        st->writing = true;
+      } else if (!open) {
+        st->finished = finish = true;
+      } else {
+        return;
+      }
+      reactor = st->reactor;
+    }
+    if (finish) {
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->StartWrite(&st->out);
+    }
+  }
+
+  std::shared_ptr<BuildProgress> progress_;
+  std::shared_ptr<State> state_;
+  int sub_ = 0;
+};
+
 }  // namespace
 
 grpc::ServerUnaryReactor* ControlService::DiskUsage(grpc::CallbackServerContext* ctx,
@@ -191,9 +270,13 @@ grpc::ServerUnaryReactor* ControlService::Solve(grpc::CallbackServerContext* ctx
   return FinishUnary(ctx, Unimplemented("moby.buildkit.v1.Control/Solve"));
 }
 
-grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(grpc::CallbackServerContext*,
-                                                                     const v1::StatusRequest*) {
-  return new FinishedWriter<v1::StatusResponse>(Unimplemented("moby.buildkit.v1.Control/Status"));
+grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(
+    grpc::CallbackServerContext*, const v1::StatusRequest* request) {
+  if (request->ref().empty()) {
+    return new FinishedWriter<v1::StatusResponse>(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Status needs the build's ref"));
+  }
+  return new StatusWriter(options_.progress->Get(request->ref()));
 }
 
 grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage>* ControlService::Session(

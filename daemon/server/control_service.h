@@ -7,6 +7,7 @@
 
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
+#include "daemon/server/progress.h"
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
@@ -22,6 +23,7 @@ class ControlService final : public moby::buildkit::v1::Control::CallbackService
     cache::Manager* cache = nullptr;           // not owned; outlives the service
     boost::asio::thread_pool* pool = nullptr;  // not owned; outlives the service
     session::Manager* sessions = nullptr;      // not owned; outlives the service
+    ProgressRegistry* progress = nullptr;      // not owned; outlives the service
     WorkerInfo worker;
   };
   explicit ControlService(Options options) : options_(std::move(options)) {}

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "daemon/cache/manager.h"
 #include "daemon/server/control_service.h"
@@ -53,8 +54,8 @@ class ControlServiceTest : public ::testing::Test {
                       .labels = WorkerLabels("crun"),
                       .platforms = DetectPlatforms(),
                       .gc_policy = cache::DefaultGcPolicy(0, int64_t{100} << 30)};
-    control_ = std::make_unique<ControlService>(
-        ControlService::Options{.cache = cache_.get(), .pool = &pool_, .worker = worker});
+    control_ = std::make_unique<ControlService>(ControlService::Options{
+        .cache = cache_.get(), .pool = &pool_, .progress = &progress_, .worker = worker});
     socket_ = (root_ / "k.sock").string();
     auto srv = Server::Start(
         {.addresses = {"unix://" + socket_}, .services = {control_.get()}, .fallback = &fallback_});
@@ -72,6 +73,7 @@ class ControlServiceTest : public ::testing::Test {
   fs::path root_;
   std::string socket_;
   boost::asio::thread_pool pool_{2};
+  ProgressRegistry progress_;
   std::unique_ptr<cache::Manager> cache_;
   std::unique_ptr<ControlService> control_;
   UnimplementedService fallback_;
@@ -170,6 +172,47 @@ TEST_F(ControlServiceTest, ListenBuildHistoryEndsCleanly) {
   v1::BuildHistoryEvent ev;
   EXPECT_FALSE(reader->Read(&ev));
   EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(ControlServiceTest, StatusReplaysAndFollowsProgressUntilClosed) {
+  auto a = std::make_shared<solver::Vertex>();
+  a->digest = "sha256:a";
+  a->name = "step a";
+  auto b = std::make_shared<solver::Vertex>();
+  b->digest = "sha256:b";
+  b->name = "step b";
+  b->inputs.push_back({a, 0});
+  auto p = progress_.Get("build1");
+  p->Completed(*a, /*cached=*/true, absl::OkStatus());  // before the stream attaches
+
+  grpc::ClientContext ctx;
+  v1::StatusRequest req;
+  req.set_ref("build1");
+  auto reader = stub_->Status(&ctx, req);
+  std::thread producer([&] {
+    p->Started(*b);
+    p->Log("sha256:b", 1, "hello\n");
+    p->Completed(*b, false, absl::InternalError("boom"));
+    p->Close();
+  });
+  std::map<std::string, v1::Vertex> seen;
+  std::string logs;
+  v1::StatusResponse resp;
+  while (reader->Read(&resp)) {
+    for (const auto& v : resp.vertexes()) seen[v.digest()] = v;
+    for (const auto& l : resp.logs()) logs += l.msg();
+  }
+  producer.join();
+  grpc::Status fin = reader->Finish();
+  ASSERT_TRUE(fin.ok()) << fin.error_code() << " " << fin.error_message();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_TRUE(seen["sha256:a"].cached());
+  EXPECT_TRUE(seen["sha256:a"].has_completed());
+  EXPECT_EQ(seen["sha256:b"].name(), "step b");
+  EXPECT_EQ(seen["sha256:b"].inputs(0), "sha256:a");
+  EXPECT_EQ(seen["sha256:b"].error(), "boom");
+  EXPECT_TRUE(seen["sha256:b"].has_started());
+  EXPECT_EQ(logs, "hello\n");
 }
 
 TEST_F(ControlServiceTest, LaterMethodsAreUnimplementedAndNamed) {
