@@ -14,13 +14,16 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "boost/asio/post.hpp"
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
 #include "daemon/config/config.h"
+#include "daemon/ops/worker.h"
 #include "daemon/server/control_service.h"
 #include "daemon/server/server.h"
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
+#include "daemon/solver/solver.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
 #include "kiln_version.h"
@@ -132,13 +135,18 @@ int Run(const Flags& flags, const CLI::App& app) {
       ::statvfs(root.c_str(), &vfs) == 0 ? static_cast<int64_t>(vfs.f_blocks) * vfs.f_frsize : 0;
   worker.gc_policy = cache::DefaultGcPolicy(cfg.gc_keep_storage.AsBytes(fs_total), fs_total);
 
-  boost::asio::thread_pool pool(std::max(2u, std::thread::hardware_concurrency()));
+  boost::asio::thread_pool pool(std::max(4u, 2 * std::thread::hardware_concurrency()));
   session::Manager sessions({});
   server::ProgressRegistry progress;
+  ops::CacheStore cache_store(**cache);
+  solver::Solver solver(
+      {.post = [&pool](std::function<void()> fn) { boost::asio::post(pool, std::move(fn)); },
+       .cache = &cache_store});
   server::ControlService control({.cache = cache->get(),
                                   .pool = &pool,
                                   .sessions = &sessions,
                                   .progress = &progress,
+                                  .solver = &solver,
                                   .worker = worker});
   server::UnimplementedService fallback;
   auto srv = server::Server::Start({.addresses = cfg.addresses,
@@ -158,8 +166,12 @@ int Run(const Flags& flags, const CLI::App& app) {
   int sig = 0;
   sigwait(&set, &sig);
   log->info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  sessions.Shutdown();
+  sessions.Shutdown();  // builds waiting on their clients fail now
   (*srv)->Shutdown(5000);
+  if (!control.WaitIdle(std::chrono::seconds(10))) {
+    log->warn("builds still running after 10s; exiting anyway");
+    std::_Exit(1);
+  }
   pool.join();
   log->info("stopped");
   return 0;

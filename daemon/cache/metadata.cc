@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS cache_keys (
   PRIMARY KEY (key, output)
 );
 CREATE INDEX IF NOT EXISTS cache_keys_record ON cache_keys(record_id);
+CREATE TABLE IF NOT EXISTS heads (
+  name       TEXT PRIMARY KEY,
+  record_id  TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS record_parents (
   id      TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
   parent  TEXT NOT NULL,
@@ -269,6 +273,24 @@ absl::StatusOr<std::vector<std::string>> MetadataStore::GetCacheKey(const std::s
     out.push_back(s.Text(1));
   }
   return out;
+}
+
+absl::Status MetadataStore::SetHead(const std::string& name, const std::string& record_id) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO heads (name, record_id) VALUES (?,?)");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, name).Bind(2, record_id);
+  return s.Step().status();
+}
+
+absl::StatusOr<std::optional<std::string>> MetadataStore::GetHead(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT record_id FROM heads WHERE name = ?");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, name);
+  KILN_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.Text(0));
 }
 
 absl::Status MetadataStore::Touch(const std::string& id, int64_t now_ns) {

@@ -61,6 +61,10 @@ class MetadataStore {
                                          const std::vector<std::string>& record_ids);
   // The records for `key` by output, or empty when the key is unknown.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> GetCacheKey(const std::string& key);
+  // Named pointers to records (e.g. the latest synced copy of a local context); a head
+  // disappears with its record.
+  [[nodiscard]] absl::Status SetHead(const std::string& name, const std::string& record_id);
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetHead(const std::string& name);
   // Marks a record used now.
   [[nodiscard]] absl::Status Touch(const std::string& id, int64_t now_ns);
   // Stores a measured size.

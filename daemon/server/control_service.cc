@@ -3,14 +3,20 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/digest.h"
 #include "base/status.h"
 #include "boost/asio/post.hpp"
 #include "daemon/cache/filter.h"
+#include "daemon/exporter/exporter.h"
+#include "daemon/ops/vertices.h"
+#include "daemon/ops/worker.h"
 #include "daemon/util/logging.h"
 #include "kiln_version.h"
+#include "llb/load.h"
 
 namespace kiln::server {
 namespace v1 = moby::buildkit::v1;
@@ -265,9 +271,115 @@ grpc::ServerWriteReactor<v1::UsageRecord>* ControlService::Prune(grpc::CallbackS
   return new PruneWriter(*options_.cache, *options_.pool, std::move(options));
 }
 
-grpc::ServerUnaryReactor* ControlService::Solve(grpc::CallbackServerContext* ctx,
-                                                const v1::SolveRequest*, v1::SolveResponse*) {
-  return FinishUnary(ctx, Unimplemented("moby.buildkit.v1.Control/Solve"));
+// Runs one Control.Solve on its own thread (solving blocks until the graph is done; pool
+// threads must never wait). Cancelled when the client goes away.
+class SolveReactor final : public grpc::ServerUnaryReactor {
+ public:
+  SolveReactor(ControlService& service, const v1::SolveRequest* request,
+               v1::SolveResponse* response)
+      : service_(service), request_(request), response_(response) {
+    {
+      std::lock_guard lock(service_.builds_mu_);
+      ++service_.running_builds_;
+    }
+    std::thread([this] { Run(); }).detach();
+  }
+  void OnCancel() override { ctx_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void Run() {
+    const std::string ref = request_->ref();
+    auto log = Logger("server");
+    log->info("build {} started", ref);
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<BuildProgress> progress;
+    absl::Status st;
+    if (ref.empty()) {
+      st = absl::InvalidArgumentError("Solve needs a build ref");
+    } else {
+      progress = service_.options_.progress->Get(ref);
+      st = Solve(*progress);
+      progress->Close();
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+    if (st.ok()) {
+      log->info("build {} done in {} ms", ref, ms);
+    } else {
+      log->info("build {} failed after {} ms: {}", ref, ms, SV(st.message()));
+    }
+    {
+      std::lock_guard lock(service_.builds_mu_);
+      --service_.running_builds_;
+      service_.builds_cv_.notify_all();
+    }
+    Finish(ToGrpcStatus(st));  // last use of `this`
+  }
+
+  absl::Status Solve(BuildProgress& progress) {
+    const auto& o = service_.options_;
+    const v1::SolveRequest& req = *request_;
+    if (!req.frontend().empty()) {
+      return absl::UnimplementedError(
+          absl::StrCat("frontend \"", req.frontend(),
+                       "\" is not available in this kilnd yet; send an LLB "
+                       "definition instead"));
+    }
+    if (!req.has_definition() || req.definition().def_size() == 0) {
+      return absl::InvalidArgumentError("nothing to build: the request has no LLB definition");
+    }
+    KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req.definition()));
+    ops::Worker worker{.cache = o.cache, .sessions = o.sessions, .session_id = req.session()};
+    bool no_cache = req.frontendattrs().contains("no-cache");
+    KILN_ASSIGN_OR_RETURN(solver::Edge target,
+                          ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
+    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, o.solver->Solve(ctx_, target, &progress));
+
+    std::vector<exporter::ExportRequest> exports;
+    for (int i = 0; i < req.exporters_size(); ++i) {
+      const auto& e = req.exporters(i);
+      exports.push_back({e.type(), {e.attrs().begin(), e.attrs().end()}, i});
+    }
+    if (exports.empty() && !req.exporterdeprecated().empty()) {
+      exports.push_back(
+          {req.exporterdeprecated(),
+           {req.exporterattrsdeprecated().begin(), req.exporterattrsdeprecated().end()},
+           0});
+    }
+    if (exports.empty()) return absl::OkStatus();
+    KILN_ASSIGN_OR_RETURN(auto session,
+                          o.sessions->Get(ctx_, req.session(), std::chrono::milliseconds(5000)));
+    for (const auto& e : exports) {
+      solver::Vertex v;
+      v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));
+      v.name = e.type == "local" ? "exporting to client directory" : "exporting to client tarball";
+      progress.Started(v);
+      auto resp = exporter::Export(ctx_, *o.cache, *session,
+                                   static_cast<const ops::RefResult&>(*result).ref(), e);
+      progress.Completed(v, false, resp.status());
+      if (!resp.ok()) return resp.status();
+      for (const auto& [k, val] : *resp) (*response_->mutable_exporterresponse())[k] = val;
+    }
+    return absl::OkStatus();
+  }
+
+  ControlService& service_;
+  const v1::SolveRequest* request_;
+  v1::SolveResponse* response_;
+  Context ctx_;
+};
+
+grpc::ServerUnaryReactor* ControlService::Solve(grpc::CallbackServerContext*,
+                                                const v1::SolveRequest* request,
+                                                v1::SolveResponse* response) {
+  return new SolveReactor(*this, request, response);
+}
+
+bool ControlService::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(builds_mu_);
+  return builds_cv_.wait_for(lock, timeout, [&] { return running_builds_ == 0; });
 }
 
 grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(

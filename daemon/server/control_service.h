@@ -5,11 +5,16 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
 #include "daemon/server/progress.h"
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
+#include "daemon/solver/solver.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 
 namespace kiln::server {
@@ -24,6 +29,7 @@ class ControlService final : public moby::buildkit::v1::Control::CallbackService
     boost::asio::thread_pool* pool = nullptr;  // not owned; outlives the service
     session::Manager* sessions = nullptr;      // not owned; outlives the service
     ProgressRegistry* progress = nullptr;      // not owned; outlives the service
+    solver::Solver* solver = nullptr;          // not owned; outlives the service
     WorkerInfo worker;
   };
   explicit ControlService(Options options) : options_(std::move(options)) {}
@@ -54,8 +60,15 @@ class ControlService final : public moby::buildkit::v1::Control::CallbackService
       const moby::buildkit::v1::UpdateBuildHistoryRequest* request,
       moby::buildkit::v1::UpdateBuildHistoryResponse* response) override;
 
+  // Waits until no build is running (at most `timeout`); true when idle.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+
  private:
+  friend class SolveReactor;
   const Options options_;
+  std::mutex builds_mu_;
+  std::condition_variable builds_cv_;
+  int running_builds_ = 0;  // guarded by builds_mu_
 };
 
 // Answers every method no registered service handles with UNIMPLEMENTED, naming the method

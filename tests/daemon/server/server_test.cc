@@ -215,13 +215,16 @@ TEST_F(ControlServiceTest, StatusReplaysAndFollowsProgressUntilClosed) {
   EXPECT_EQ(logs, "hello\n");
 }
 
-TEST_F(ControlServiceTest, LaterMethodsAreUnimplementedAndNamed) {
+TEST_F(ControlServiceTest, SolveWithoutRefOrDefinitionFailsClearly) {
   grpc::ClientContext ctx;
   v1::SolveResponse resp;
   grpc::Status st = stub_->Solve(&ctx, v1::SolveRequest(), &resp);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(st.error_message(), HasSubstr("moby.buildkit.v1.Control/Solve"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("ref"));
+}
 
+TEST_F(ControlServiceTest, LaterMethodsAreUnimplementedAndNamed) {
+  grpc::Status st;
   auto bridge = moby::buildkit::v1::frontend::LLBBridge::NewStub(channel_);
   grpc::ClientContext gctx;
   moby::buildkit::v1::frontend::PongResponse pong;

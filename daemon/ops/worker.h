@@ -1,0 +1,63 @@
+#pragma once
+// The worker side of the solver: results are cache refs, the cache store is the cache
+// manager's key table, and content checksums come from a tree's index (synced local
+// contexts) or from reading the tree. Everything LLB-specific the solver must not know.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/context.h"
+#include "daemon/cache/manager.h"
+#include "daemon/session/manager.h"
+#include "daemon/solver/types.h"
+#include "fsutil/index.h"
+
+namespace kiln::ops {
+
+// A solver result holding a committed cache record (null ref = scratch, the empty tree) and,
+// for synced local contexts, the content index of its tree. Immutable; thread-safe.
+class RefResult final : public solver::Result {
+ public:
+  explicit RefResult(std::optional<cache::ImmutableRef> ref,
+                     std::shared_ptr<const fsutil::ContentIndex> index = nullptr)
+      : ref_(std::move(ref)), index_(std::move(index)) {}
+  std::string id() const override { return ref_ ? ref_->id() : std::string(); }
+  // Null for scratch.
+  const cache::ImmutableRef* ref() const { return ref_ ? &*ref_ : nullptr; }
+  const fsutil::ContentIndex* index() const { return index_.get(); }
+
+ private:
+  std::optional<cache::ImmutableRef> ref_;
+  std::shared_ptr<const fsutil::ContentIndex> index_;
+};
+
+const RefResult& AsRef(const solver::ResultPtr& r);
+
+// Everything an op needs from the daemon for one build. Not owned; outlives the build.
+struct Worker {
+  cache::Manager* cache = nullptr;
+  session::Manager* sessions = nullptr;
+  std::string session_id;  // the build's session (SolveRequest.session)
+};
+
+// solver::CacheStore over the cache manager's key table.
+class CacheStore final : public solver::CacheStore {
+ public:
+  explicit CacheStore(cache::Manager& cache) : cache_(cache) {}
+  absl::StatusOr<std::vector<solver::ResultPtr>> Load(const Context& ctx,
+                                                      const std::string& key) override;
+  absl::Status Save(const std::string& key, const std::vector<solver::ResultPtr>& results) override;
+
+ private:
+  cache::Manager& cache_;
+};
+
+// Checksum of the content at `selectors` (relative or absolute paths) in `result`'s tree,
+// using its index when it has one and reading the tree otherwise. A selector that does not
+// exist contributes a fixed marker, so the op itself reports the missing path.
+[[nodiscard]] absl::StatusOr<std::string> ContentChecksum(
+    const Context& ctx, cache::Manager& cache, const solver::ResultPtr& result,
+    const std::vector<std::string>& selectors);
+
+}  // namespace kiln::ops
