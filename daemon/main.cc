@@ -142,17 +142,20 @@ int Run(const Flags& flags, const CLI::App& app) {
   solver::Solver solver(
       {.post = [&pool](std::function<void()> fn) { boost::asio::post(pool, std::move(fn)); },
        .cache = &cache_store});
+  server::GatewayService gateway(
+      {.cache = cache->get(), .sessions = &sessions, .solver = &solver, .worker = &worker});
   server::ControlService control({.cache = cache->get(),
                                   .pool = &pool,
                                   .sessions = &sessions,
                                   .progress = &progress,
                                   .solver = &solver,
+                                  .gateway = &gateway,
                                   .worker = worker});
   server::UnimplementedService fallback;
   auto srv = server::Server::Start({.addresses = cfg.addresses,
                                     .tls = {cfg.tls.cert, cfg.tls.key, cfg.tls.ca},
                                     .insecure_tcp = flags.insecure_tcp,
-                                    .services = {&control},
+                                    .services = {&control, &gateway},
                                     .fallback = &fallback});
   if (!srv.ok()) return Fail(srv.status());
   log->info("kilnd {} (BuildKit API {}) root={} worker={} listening on {}", kVersion,

@@ -83,6 +83,8 @@ class ImmutableRef {
 // record; destroying it uncommitted discards the layer. Move-only, one owner.
 class MutableRef {
  public:
+  // An empty handle (holds nothing; destroying it does nothing).
+  MutableRef() = default;
   MutableRef(MutableRef&& other) noexcept;
   MutableRef& operator=(MutableRef&& other) noexcept;
   MutableRef(const MutableRef&) = delete;
@@ -95,7 +97,6 @@ class MutableRef {
 
  private:
   friend class Manager;
-  MutableRef() = default;
   void Discard();
   Manager* manager_ = nullptr;  // null once moved from
   std::string id_;

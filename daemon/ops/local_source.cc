@@ -82,6 +82,8 @@ absl::StatusOr<solver::CacheMap> LocalSourceOp::GetCacheMap(const Context& ctx) 
   }
   fsutil::ReceiveOptions opts;
   opts.index_path = index_tmp.string();
+  size_t changes = 0;
+  opts.notify = [&changes](fsutil::ChangeKind, std::string_view) { ++changes; };
   session::SyncRequest req{.dir_name = attrs_.name,
                            .include_patterns = attrs_.include_patterns,
                            .exclude_patterns = attrs_.exclude_patterns,
@@ -89,12 +91,22 @@ absl::StatusOr<solver::CacheMap> LocalSourceOp::GetCacheMap(const Context& ctx) 
   auto stats = session::SyncFromClient(ctx, *session, req, layer.root().string(), opts);
   if (!stats.ok()) return stats.status();
   stats_ = *stats;
+  if (changes == 0 && parent) {
+    // Nothing changed since the last sync: keep using it rather than record an empty layer.
+    layer = cache::MutableRef();
+    return UseSynced(cache, std::move(*parent));
+  }
   KILN_ASSIGN_OR_RETURN(auto index_data, util::ReadFile(index_tmp));
   KILN_ASSIGN_OR_RETURN(cache::ImmutableRef ref,
                         layer.Commit(absl::StrCat("local source for ", attrs_.name)));
   KILN_RETURN_IF_ERROR(
       util::WriteFileAtomic(cache.SnapshotDir(ref.id()) / "index", index_data, 0600));
   KILN_RETURN_IF_ERROR(cache.store().SetHead(head, ref.id()));
+  return UseSynced(cache, std::move(ref));
+}
+
+absl::StatusOr<solver::CacheMap> LocalSourceOp::UseSynced(cache::Manager& cache,
+                                                          cache::ImmutableRef ref) {
   KILN_ASSIGN_OR_RETURN(
       fsutil::ContentIndex index,
       fsutil::ContentIndex::Load((cache.SnapshotDir(ref.id()) / "index").string()));

@@ -38,6 +38,9 @@ class LocalSourceOp final : public solver::Op {
   const fsutil::ReceiveStats& stats() const { return stats_; }
 
  private:
+  // Makes `ref` (with its stored index) this op's result and returns the cache map.
+  absl::StatusOr<solver::CacheMap> UseSynced(cache::Manager& cache, cache::ImmutableRef ref);
+
   Worker worker_;
   LocalSourceAttrs attrs_;
   solver::ResultPtr synced_;

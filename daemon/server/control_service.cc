@@ -299,7 +299,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       st = absl::InvalidArgumentError("Solve needs a build ref");
     } else {
       progress = service_.options_.progress->Get(ref);
-      st = Solve(*progress);
+      st = Solve(progress);
       progress->Close();
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -318,24 +318,36 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     Finish(ToGrpcStatus(st));  // last use of `this`
   }
 
-  absl::Status Solve(BuildProgress& progress) {
+  // The build's result: solved from the request's definition, or returned by a frontend
+  // driving the build through the gateway.
+  absl::StatusOr<solver::ResultPtr> Result(const std::shared_ptr<BuildProgress>& progress) {
     const auto& o = service_.options_;
     const v1::SolveRequest& req = *request_;
     if (!req.frontend().empty()) {
       return absl::UnimplementedError(
           absl::StrCat("frontend \"", req.frontend(),
-                       "\" is not available in this kilnd yet; send an LLB "
-                       "definition instead"));
+                       "\" is not available in this kilnd yet; send an LLB definition instead"));
     }
     if (!req.has_definition() || req.definition().def_size() == 0) {
-      return absl::InvalidArgumentError("nothing to build: the request has no LLB definition");
+      auto build = std::make_shared<GatewayBuild>(ctx_, req.session(), progress);
+      o.gateway->Register(req.ref(), build);
+      auto result = build->WaitReturn();
+      o.gateway->Unregister(req.ref());
+      return result;
     }
     KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req.definition()));
     ops::Worker worker{.cache = o.cache, .sessions = o.sessions, .session_id = req.session()};
     bool no_cache = req.frontendattrs().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, o.solver->Solve(ctx_, target, &progress));
+    return o.solver->Solve(ctx_, target, progress.get());
+  }
+
+  absl::Status Solve(const std::shared_ptr<BuildProgress>& progress_ptr) {
+    const auto& o = service_.options_;
+    const v1::SolveRequest& req = *request_;
+    BuildProgress& progress = *progress_ptr;
+    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, Result(progress_ptr));
 
     std::vector<exporter::ExportRequest> exports;
     for (int i = 0; i < req.exporters_size(); ++i) {
@@ -356,8 +368,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));
       v.name = e.type == "local" ? "exporting to client directory" : "exporting to client tarball";
       progress.Started(v);
-      auto resp = exporter::Export(ctx_, *o.cache, *session,
-                                   static_cast<const ops::RefResult&>(*result).ref(), e);
+      const cache::ImmutableRef* ref =
+          result ? static_cast<const ops::RefResult&>(*result).ref() : nullptr;
+      auto resp = exporter::Export(ctx_, *o.cache, *session, ref, e);
       progress.Completed(v, false, resp.status());
       if (!resp.ok()) return resp.status();
       for (const auto& [k, val] : *resp) (*response_->mutable_exporterresponse())[k] = val;

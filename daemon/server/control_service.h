@@ -11,6 +11,7 @@
 
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
+#include "daemon/server/gateway.h"
 #include "daemon/server/progress.h"
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
@@ -30,6 +31,7 @@ class ControlService final : public moby::buildkit::v1::Control::CallbackService
     session::Manager* sessions = nullptr;      // not owned; outlives the service
     ProgressRegistry* progress = nullptr;      // not owned; outlives the service
     solver::Solver* solver = nullptr;          // not owned; outlives the service
+    GatewayService* gateway = nullptr;         // not owned; outlives the service
     WorkerInfo worker;
   };
   explicit ControlService(Options options) : options_(std::move(options)) {}

@@ -1,0 +1,291 @@
+#include "daemon/server/gateway.h"
+
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "daemon/ops/vertices.h"
+#include "daemon/server/control_service.h"
+#include "daemon/util/logging.h"
+#include "llb/load.h"
+
+namespace kiln::server {
+namespace gw = moby::buildkit::v1::frontend;
+namespace {
+
+// Frontend API capabilities this daemon implements (frontend/gateway/pb/caps.go).
+constexpr const char* kFrontendCaps[] = {
+    "solve.base",     "solve.inlinereturn", "return",           "returnmap",
+    "proto.refarray", "frontend.inputs",    "gateway.warnings",
+};
+// LLB capabilities of the ops this daemon runs (solver/pb/caps.go).
+constexpr const char* kLlbCaps[] = {
+    "source.local",
+    "source.local.unique",
+    "source.local.sessionid",
+    "source.local.includepatterns",
+    "source.local.followpaths",
+    "source.local.excludepatterns",
+    "source.local.sharedkeyhint",
+    "source.local.differ",
+    "source.local.metadatatransfer",
+    "file.base",
+    "file.rm.wildcard",
+    "file.copy.includeexcludepatterns",
+    "file.rm.nofollowsymlink",
+    "file.copy.alwaysreplaceexistingdestpaths",
+    "file.copy.modestring",
+    "file.symlink.create",
+    "constraints",
+    "platform",
+    "meta.ignorecache",
+    "meta.description",
+    "mergeop",
+    "exporter.multiple",
+};
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::Status& st) {
+  grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(ToGrpcStatus(st));
+  return r;
+}
+
+absl::Status NotYet(const char* method) {
+  return absl::UnimplementedError(absl::StrCat(
+      "kilnd does not implement moby.buildkit.v1.frontend.LLBBridge/", method, " yet"));
+}
+
+std::string NewRefId() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device rd;
+  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
+  std::string id;
+  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
+  return id;
+}
+
+class FinishedExec final : public grpc::ServerBidiReactor<gw::ExecMessage, gw::ExecMessage> {
+ public:
+  explicit FinishedExec(grpc::Status st) { Finish(std::move(st)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+std::string GatewayBuild::AddResult(solver::ResultPtr result) {
+  std::string id = NewRefId();
+  std::lock_guard lock(mu_);
+  results_[id] = std::move(result);
+  return id;
+}
+
+solver::ResultPtr GatewayBuild::FindResult(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = results_.find(id);
+  return it == results_.end() ? nullptr : it->second;
+}
+
+void GatewayBuild::SetReturn(absl::StatusOr<solver::ResultPtr> result) {
+  std::lock_guard lock(mu_);
+  if (!returned_) returned_ = std::move(result);
+  cv_.notify_all();
+}
+
+absl::StatusOr<solver::ResultPtr> GatewayBuild::WaitReturn() {
+  std::unique_lock lock(mu_);
+  while (!returned_) {
+    KILN_RETURN_IF_ERROR(ctx_.Check("build"));
+    cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+  return *returned_;
+}
+
+void GatewayService::Register(const std::string& ref, std::shared_ptr<GatewayBuild> build) {
+  std::lock_guard lock(mu_);
+  builds_[ref] = std::move(build);
+  cv_.notify_all();
+}
+
+void GatewayService::Unregister(const std::string& ref) {
+  std::lock_guard lock(mu_);
+  builds_.erase(ref);
+}
+
+absl::StatusOr<std::shared_ptr<GatewayBuild>> GatewayService::BuildFor(
+    grpc::CallbackServerContext* ctx) {
+  auto it = ctx->client_metadata().find(kBuildIdHeader);
+  if (it == ctx->client_metadata().end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gateway call without the ", kBuildIdHeader, " header"));
+  }
+  std::string ref(it->second.data(), it->second.size());
+  std::unique_lock lock(mu_);
+  // The client starts Control.Solve and its gateway calls at the same time.
+  bool found = cv_.wait_for(lock, std::chrono::seconds(10), [&] { return builds_.contains(ref); });
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat("no build with ref ", ref, " is running"));
+  }
+  return builds_[ref];
+}
+
+grpc::ServerUnaryReactor* GatewayService::Ping(grpc::CallbackServerContext* ctx,
+                                               const gw::PingRequest*, Pong* resp) {
+  for (const char* cap : kFrontendCaps) {
+    auto* c = resp->add_frontendapicaps();
+    c->set_id(cap);
+    c->set_enabled(true);
+  }
+  for (const char* cap : kLlbCaps) {
+    auto* c = resp->add_llbcaps();
+    c->set_id(cap);
+    c->set_enabled(true);
+  }
+  if (options_.worker != nullptr) {
+    auto* w = resp->add_workers();
+    w->set_id(options_.worker->id);
+    for (const auto& [k, v] : options_.worker->labels) (*w->mutable_labels())[k] = v;
+    for (const Platform& p : options_.worker->platforms) {
+      auto* out = w->add_platforms();
+      out->set_os(p.os);
+      out->set_architecture(p.architecture);
+      out->set_variant(p.variant);
+    }
+  }
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx,
+                                                const gw::SolveRequest* req,
+                                                gw::SolveResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // Solving blocks until the graph is done: run it on its own thread.
+  std::thread([this, ctx, req, resp, reactor] {
+    auto run = [&]() -> absl::Status {
+      KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+      if (!req->frontend().empty()) {
+        return absl::UnimplementedError(
+            absl::StrCat("frontend \"", req->frontend(), "\" is not available in this kilnd yet"));
+      }
+      if (!req->has_definition() || req->definition().def_size() == 0) {
+        // An empty definition is the empty result.
+        if (req->allowresultreturn()) resp->mutable_result()->mutable_ref()->set_id("");
+        return absl::OkStatus();
+      }
+      KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req->definition()));
+      ops::Worker worker{.cache = options_.cache,
+                         .sessions = options_.sessions,
+                         .session_id = build->session_id()};
+      KILN_ASSIGN_OR_RETURN(solver::Edge target, ops::BuildVertices(graph, worker, {}));
+      KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
+                            options_.solver->Solve(build->ctx(), target, &build->progress()));
+      std::string id = build->AddResult(std::move(result));
+      if (req->allowresultreturn()) {
+        auto* ref = resp->mutable_result()->mutable_ref();
+        ref->set_id(id);
+        *ref->mutable_def() = req->definition();
+      } else {
+        resp->set_ref(id);
+      }
+      return absl::OkStatus();
+    };
+    absl::Status st = run();
+    reactor->Finish(ToGrpcStatus(st));
+  }).detach();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::Return(grpc::CallbackServerContext* ctx,
+                                                 const gw::ReturnRequest* req,
+                                                 gw::ReturnResponse*) {
+  auto build = BuildFor(ctx);
+  if (!build.ok()) return Finish(ctx, build.status());
+  if (req->has_error() && req->error().code() != 0) {
+    (*build)->SetReturn(
+        absl::Status(static_cast<absl::StatusCode>(req->error().code()), req->error().message()));
+    return Finish(ctx, absl::OkStatus());
+  }
+  const gw::Result& r = req->result();
+  std::string id;
+  switch (r.result_case()) {
+    case gw::Result::kRef:
+      id = r.ref().id();
+      break;
+    case gw::Result::kRefDeprecated:
+      id = r.refdeprecated();
+      break;
+    case gw::Result::kRefs:
+    case gw::Result::kRefsDeprecated:
+      return Finish(ctx, absl::UnimplementedError(
+                             "multi-platform results (a map of refs) are not supported yet"));
+    default:
+      break;
+  }
+  solver::ResultPtr result;
+  if (!id.empty()) {
+    result = (*build)->FindResult(id);
+    if (!result) {
+      return Finish(ctx, absl::NotFoundError(absl::StrCat("Return names unknown ref ", id)));
+    }
+  }
+  (*build)->SetReturn(result);
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayService::Inputs(grpc::CallbackServerContext* ctx,
+                                                 const gw::InputsRequest*, gw::InputsResponse*) {
+  // Control.Solve's FrontendInputs are not forwarded yet: no inputs.
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayService::Warn(grpc::CallbackServerContext* ctx,
+                                               const gw::WarnRequest* req, gw::WarnResponse*) {
+  Logger("gateway")->warn("frontend warning: {}", req->short_());
+  return Finish(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayService::ResolveImageConfig(grpc::CallbackServerContext* ctx,
+                                                             const gw::ResolveImageConfigRequest*,
+                                                             gw::ResolveImageConfigResponse*) {
+  return Finish(ctx, NotYet("ResolveImageConfig"));
+}
+grpc::ServerUnaryReactor* GatewayService::ResolveSourceMeta(grpc::CallbackServerContext* ctx,
+                                                            const gw::ResolveSourceMetaRequest*,
+                                                            gw::ResolveSourceMetaResponse*) {
+  return Finish(ctx, NotYet("ResolveSourceMeta"));
+}
+grpc::ServerUnaryReactor* GatewayService::ReadFile(grpc::CallbackServerContext* ctx,
+                                                   const gw::ReadFileRequest*,
+                                                   gw::ReadFileResponse*) {
+  return Finish(ctx, NotYet("ReadFile"));
+}
+grpc::ServerUnaryReactor* GatewayService::ReadDir(grpc::CallbackServerContext* ctx,
+                                                  const gw::ReadDirRequest*, gw::ReadDirResponse*) {
+  return Finish(ctx, NotYet("ReadDir"));
+}
+grpc::ServerUnaryReactor* GatewayService::StatFile(grpc::CallbackServerContext* ctx,
+                                                   const gw::StatFileRequest*,
+                                                   gw::StatFileResponse*) {
+  return Finish(ctx, NotYet("StatFile"));
+}
+grpc::ServerUnaryReactor* GatewayService::Evaluate(grpc::CallbackServerContext* ctx,
+                                                   const gw::EvaluateRequest*,
+                                                   gw::EvaluateResponse*) {
+  return Finish(ctx, NotYet("Evaluate"));
+}
+grpc::ServerUnaryReactor* GatewayService::NewContainer(grpc::CallbackServerContext* ctx,
+                                                       const gw::NewContainerRequest*,
+                                                       gw::NewContainerResponse*) {
+  return Finish(ctx, NotYet("NewContainer"));
+}
+grpc::ServerUnaryReactor* GatewayService::ReleaseContainer(grpc::CallbackServerContext* ctx,
+                                                           const gw::ReleaseContainerRequest*,
+                                                           gw::ReleaseContainerResponse*) {
+  return Finish(ctx, NotYet("ReleaseContainer"));
+}
+grpc::ServerBidiReactor<gw::ExecMessage, gw::ExecMessage>* GatewayService::ExecProcess(
+    grpc::CallbackServerContext*) {
+  return new FinishedExec(ToGrpcStatus(NotYet("ExecProcess")));
+}
+
+}  // namespace kiln::server
