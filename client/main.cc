@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/build.h"
 #include "client/connection.h"
 #include "client/format.h"
 #include "kiln_version.h"
@@ -287,6 +288,15 @@ int main(int argc, char** argv) {
   prune->add_option("--max-used-space", pf.max_used_space, "prune down to this size, e.g. 20GB");
   prune->add_option("--min-free-space", pf.min_free_space, "prune until this much is free");
 
+  BuildFlags bf;
+  auto* build = app.add_subcommand(
+      "build", "build an LLB definition read from stdin (like `buildctl build`)");
+  build->add_option("--local", bf.locals, "a local directory the build reads: NAME=DIR");
+  build->add_option("-o,--output", bf.outputs,
+                    "where the result goes: type=local,dest=DIR or type=tar,dest=FILE|-");
+  build->add_option("--progress", bf.progress, "progress output: auto, plain or quiet");
+  build->add_flag("--no-cache", bf.no_cache, "do not use cached results");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -296,5 +306,6 @@ int main(int argc, char** argv) {
   if (workers->parsed()) return CmdWorkers(g, worker_filters, workers_verbose);
   if (du->parsed()) return CmdDu(g, du_filters, du_verbose);
   if (prune->parsed()) return CmdPrune(g, pf);
+  if (build->parsed()) return RunBuild(g.connect, bf, std::cin);
   return 1;
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja >/dev/null
-ninja -C build kilnd kiln
+ninja -C build kilnd kiln hello-llb
 
 dir=${KILN_QUICKSTART_DIR:-/tmp/kiln-quickstart}
 mkdir -p "$dir"
@@ -20,6 +20,10 @@ echo "== kiln version"
 build/client/kiln --addr "$addr" version
 echo "== kiln debug workers"
 build/client/kiln --addr "$addr" debug workers
+echo "== build: hello-llb's graph over llb/examples, into $dir/out"
+build/llb/hello-llb | build/client/kiln --addr "$addr" build --progress plain \
+  --local context=llb/examples --output type=local,dest="$dir/out"
+ls -l "$dir/out"
 echo "== kiln du"
 build/client/kiln --addr "$addr" du
 echo

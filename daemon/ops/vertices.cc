@@ -5,10 +5,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/digest.h"
 #include "base/status.h"
 #include "daemon/ops/file_op.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
+#include "llb/marshal.h"
 
 namespace kiln::ops {
 namespace {
@@ -37,6 +39,15 @@ std::string FileOpName(const pb::FileOp& f) {
     }
   }
   return absl::StrJoin(parts, ", ");
+}
+
+// The op's identity for caching: its bytes without the input digests, which the solver
+// replaces with the inputs' cache keys (a local source's digest changes every build, its
+// content-based key does not).
+std::string CacheDigest(const pb::Op& op) {
+  pb::Op copy = op;
+  copy.clear_inputs();
+  return Sha256Digest(llb::SerializeOp(copy));
 }
 
 absl::Status Unsupported(const llb::LoadedOp& op, std::string_view what) {
@@ -74,12 +85,12 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
       }
       case pb::Op::kFile:
         name = FileOpName(op.op.file());
-        v->op = std::make_shared<FileOp>(worker, op.op.file(), op.digest,
+        v->op = std::make_shared<FileOp>(worker, op.op.file(), CacheDigest(op.op),
                                          static_cast<size_t>(op.op.inputs_size()));
         break;
       case pb::Op::kMerge:
         name = "merge";
-        v->op = std::make_shared<MergeOp>(worker, op.digest);
+        v->op = std::make_shared<MergeOp>(worker, CacheDigest(op.op));
         break;
       case pb::Op::kExec:
         return Unsupported(op, "running commands (ExecOp)");

@@ -5,6 +5,7 @@
 #include <grpcpp/impl/codegen/rpc_method.h>
 #include <grpcpp/impl/codegen/sync_stream.h>
 
+#include <optional>
 #include <stop_token>
 
 #include "absl/strings/str_cat.h"
@@ -26,14 +27,25 @@ class GrpcPacketStream final : public fsutil::PacketStream {
     return absl::OkStatus();
   }
   absl::Status Recv(Packet* p) override {
-    if (!stream_->Read(p)) return absl::OutOfRangeError("end of stream");
-    return absl::OkStatus();
+    if (stream_->Read(p)) return absl::OkStatus();
+    // The client ended the call: its status says whether that was the end or a failure.
+    final_ = stream_->Finish();
+    finished_ = true;
+    if (!final_->ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(final_->error_code()),
+                          final_->error_message());
+    }
+    return absl::OutOfRangeError("end of stream");
   }
   void Cancel() override { ctx_->TryCancel(); }
+  // The call's final status once Recv saw the end of the stream.
+  const std::optional<grpc::Status>& final_status() const { return final_; }
 
  private:
   PacketStreamRW* stream_;
   grpc::ClientContext* ctx_;
+  bool finished_ = false;
+  std::optional<grpc::Status> final_;
 };
 
 // Cancels the call when the context is cancelled.
@@ -47,9 +59,17 @@ class CancelOnStop {
 };
 
 // Ends a stream after a transfer and folds the call's final status into the transfer's.
-absl::Status Conclude(PacketStreamRW* stream, absl::Status transfer, const char* what) {
-  stream->WritesDone();
-  grpc::Status st = stream->Finish();
+absl::Status Conclude(PacketStreamRW* stream, const std::optional<grpc::Status>& final,
+                      absl::Status transfer, const char* what) {
+  grpc::Status st;
+  if (final) {
+    // Recv already turned the client's status into the transfer's error.
+    if (!transfer.ok()) return Annotate(transfer, what);
+    st = *final;
+  } else {
+    stream->WritesDone();
+    st = stream->Finish();
+  }
   if (!transfer.ok()) {
     if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
       return Annotate(transfer, absl::StrCat(what, " (client said: ", st.error_message(), ")"));
@@ -88,7 +108,7 @@ absl::StatusOr<fsutil::ReceiveStats> SyncFromClient(const Context& ctx, const Se
   auto stream = OpenPacketCall(session.channel().get(), &call, kFileSyncMethod);
   GrpcPacketStream packets(stream.get(), &call);
   auto stats = fsutil::Receive(packets, dest, options);
-  absl::Status st = Conclude(stream.get(), stats.status(),
+  absl::Status st = Conclude(stream.get(), packets.final_status(), stats.status(),
                              absl::StrCat("sync local \"", request.dir_name, "\"").c_str());
   if (!st.ok()) return st;
   return stats;
@@ -103,7 +123,7 @@ absl::Status SendTreeToClient(const Context& ctx, const Session& session, const 
   auto stream = OpenPacketCall(session.channel().get(), &call, kFileSendMethod);
   GrpcPacketStream packets(stream.get(), &call);
   absl::Status st = fsutil::Send(packets, root, fsutil::SendOptions{});
-  return Conclude(stream.get(), st, "send output to the client");
+  return Conclude(stream.get(), packets.final_status(), st, "send output to the client");
 }
 
 absl::Status SendBytesToClient(

@@ -1,0 +1,24 @@
+#pragma once
+// `kiln build`: sends an LLB definition to the daemon with a session serving the --local
+// directories and receiving the --output results, and shows progress.
+
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "client/connection.h"
+
+namespace kiln::client {
+
+struct BuildFlags {
+  std::vector<std::string> locals;   // NAME=DIR
+  std::vector<std::string> outputs;  // type=local,dest=DIR | type=tar,dest=FILE
+  std::string progress = "auto";     // auto|plain|quiet
+  bool no_cache = false;
+};
+
+// Reads the Definition from `in` and runs the build; returns the process exit code.
+int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istream& in);
+
+}  // namespace kiln::client

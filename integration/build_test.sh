@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End-to-end builds: hello-llb's definition through `kiln build` against a real kilnd, with a
+# real session (FileSync for --local, FileSend for --output), the cache, restarts and prune.
+. "$(dirname "$0")/lib.sh"
+: "${HELLO_LLB:?HELLO_LLB must name the hello-llb binary}"
+
+root="$WORK/root"
+sock="unix://$WORK/k.sock"
+ctx="$WORK/ctx"
+mkdir -p "$ctx/sub"
+echo one >"$ctx/a.txt"
+echo two >"$ctx/sub/b.txt"
+ln -s a.txt "$ctx/link"
+
+build() {  # build OUTDIR [extra kiln build args...] ; progress goes to $WORK/progress
+  local out=$1; shift
+  "$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$ctx" \
+    --output type=local,dest="$out" "$@" 2>"$WORK/progress"
+}
+
+start_kilnd main --root "$root" --addr "$sock"
+
+build "$WORK/out1" || fail "first build failed: $(cat "$WORK/progress")"
+[ "$(cat "$WORK/out1/a.txt")" = one ] || fail "a.txt not copied"
+[ "$(cat "$WORK/out1/sub/b.txt")" = two ] || fail "sub/b.txt not copied"
+[ "$(readlink "$WORK/out1/link")" = a.txt ] || fail "symlink not kept"
+[ "$(cat "$WORK/out1/hello.txt")" = "hello from kiln" ] || fail "hello.txt not written"
+[ -d "$WORK/out1/out" ] || fail "/out not created"
+grep -q "DONE" "$WORK/progress" || fail "no progress shown"
+pass "build copies the context, writes files and exports to a directory"
+
+build "$WORK/out2" || fail "second build failed"
+grep -q "copy / /" "$WORK/progress" || fail "progress lacks the copy step"
+[ "$(grep -c CACHED "$WORK/progress")" -eq 3 ] || fail "rebuild not fully cached: $(cat "$WORK/progress")"
+diff -r "$WORK/out1" "$WORK/out2" || fail "cached rebuild differs"
+pass "an unchanged rebuild is fully cached"
+
+echo changed >"$ctx/a.txt"
+build "$WORK/out3" || fail "build after a change failed"
+[ "$(cat "$WORK/out3/a.txt")" = changed ] || fail "change not picked up"
+grep -q "CACHED" "$WORK/progress" && fail "changed context still cached: $(cat "$WORK/progress")"
+pass "a changed context file invalidates the copy and what follows"
+
+stop_kilnd "$KILND_PID"
+start_kilnd again --root "$root" --addr "$sock"
+build "$WORK/out4" || fail "build after restart failed"
+[ "$(grep -c CACHED "$WORK/progress")" -eq 3 ] || fail "not cached after restart: $(cat "$WORK/progress")"
+pass "results survive a daemon restart"
+
+"$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$ctx" \
+  --output type=tar,dest="$WORK/out.tar" 2>/dev/null || fail "tar build failed"
+tar tf "$WORK/out.tar" | grep -qx "sub/b.txt" || fail "tarball lacks sub/b.txt: $(tar tf "$WORK/out.tar")"
+[ "$(tar xOf "$WORK/out.tar" hello.txt)" = "hello from kiln" ] || fail "tarball content wrong"
+pass "tar output"
+
+# Concurrent builds of one new context: all succeed with the same result.
+echo concurrent >"$ctx/a.txt"
+pids=()
+for i in 1 2 3 4 5 6; do
+  ( "$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$ctx" \
+      --output type=local,dest="$WORK/par$i" --progress quiet ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent build failed"; done
+for i in 2 3 4 5 6; do diff -r "$WORK/par1" "$WORK/par$i" >/dev/null || fail "concurrent results differ"; done
+[ "$(cat "$WORK/par1/a.txt")" = concurrent ] || fail "concurrent build used stale content"
+pass "six concurrent builds agree"
+
+rc=0
+err=$("$HELLO_LLB" | "$KILN" --addr "$sock" build --output type=local,dest="$WORK/x" 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "build without --local succeeded"
+assert_contains "$err" "--local context=DIR" "missing local"
+pass "a missing --local is named"
+
+rc=0
+err=$(echo "garbage" | "$KILN" --addr "$sock" build 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "garbage definition accepted"
+assert_contains "$err" "not a valid LLB definition" "garbage definition"
+pass "a malformed definition is rejected"
+
+out=$("$KILN" --addr "$sock" du)
+assert_contains "$out" "Total:" "du"
+[ "$(echo "$out" | grep -c true)" -ge 3 ] || fail "du lists too few records: $out"
+"$KILN" --addr "$sock" prune --all >/dev/null || fail "prune failed"
+out=$("$KILN" --addr "$sock" du --filter type==regular)
+[ "$(echo "$out" | grep -c true)" -eq 0 ] || fail "records left after prune: $out"
+[ -z "$(ls "$root/snapshots")" ] || fail "snapshot dirs left after prune: $(ls "$root/snapshots")"
+pass "du reports real records and prune --all removes them and their data"
