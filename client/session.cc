@@ -20,7 +20,7 @@ constexpr size_t kChunk = 32 << 10;
 bool WriteAll(int fd, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);  // no SIGPIPE
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     off += static_cast<size_t>(n);
