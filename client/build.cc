@@ -117,7 +117,9 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   if (buf.str().empty()) {
     return Fail("no LLB definition on stdin (pipe one in, e.g. from hello-llb)");
   }
-  if (!def.ParseFromString(buf.str())) return Fail("stdin is not a valid LLB definition");
+  if (!def.ParseFromString(buf.str()) || def.def_size() == 0) {
+    return Fail("stdin is not a valid LLB definition (no ops)");
+  }
 
   auto conn = Connect(connect);
   if (!conn.ok()) return Fail(std::string(conn.status().message()));

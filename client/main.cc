@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <iterator>
 #include <map>
 
 #include "CLI/CLI.hpp"
@@ -13,6 +14,7 @@
 #include "client/connection.h"
 #include "client/format.h"
 #include "kiln_version.h"
+#include "llb/json.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 
 namespace kiln::client {
@@ -272,6 +274,9 @@ int main(int argc, char** argv) {
   workers->add_option("--filter", worker_filters, "containerd-style filter (repeatable)");
   workers->add_flag("-v,--verbose", workers_verbose, "show details");
 
+  auto* dump = debug->add_subcommand(
+      "llb", "print an LLB definition read from stdin as JSON, one op per line");
+
   std::vector<std::string> du_filters;
   bool du_verbose = false;
   auto* du = app.add_subcommand("du", "show disk usage of the build cache");
@@ -304,6 +309,16 @@ int main(int argc, char** argv) {
   }
   if (version->parsed()) return CmdVersion(g);
   if (workers->parsed()) return CmdWorkers(g, worker_filters, workers_verbose);
+  if (dump->parsed()) {
+    std::string bytes(std::istreambuf_iterator<char>(std::cin), {});
+    pb::Definition def;
+    if (bytes.empty() || !def.ParseFromString(bytes) || def.def_size() == 0) {
+      std::fprintf(stderr, "kiln: stdin is not a valid LLB definition\n");
+      return 1;
+    }
+    std::fputs(kiln::llb::DefinitionToJson(def).c_str(), stdout);
+    return 0;
+  }
   if (du->parsed()) return CmdDu(g, du_filters, du_verbose);
   if (prune->parsed()) return CmdPrune(g, pf);
   if (build->parsed()) return RunBuild(g.connect, bf, std::cin);

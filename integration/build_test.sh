@@ -86,3 +86,11 @@ out=$("$KILN" --addr "$sock" du --filter type==regular)
 [ "$(echo "$out" | grep -c true)" -eq 0 ] || fail "records left after prune: $out"
 [ -z "$(ls "$root/snapshots")" ] || fail "snapshot dirs left after prune: $(ls "$root/snapshots")"
 pass "du reports real records and prune --all removes them and their data"
+
+out=$("$HELLO_LLB" | "$KILN" debug llb)
+[ "$(echo "$out" | wc -l)" -eq 4 ] || fail "debug llb should print 4 ops (3 + terminal): $out"
+assert_contains "$out" '"identifier":"local://context"' "debug llb"
+rc=0
+echo x | "$KILN" debug llb >/dev/null 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "debug llb accepted a non-definition"
+pass "kiln debug llb prints one JSON op per line and rejects junk"
