@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status.h"
 #include "daemon/cache/filter.h"
+#include "daemon/snapshot/diff.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
 
@@ -459,6 +460,53 @@ absl::StatusOr<ImmutableRef> Manager::Merge(const std::vector<const ImmutableRef
   KILN_ASSIGN_OR_RETURN(MutableRef ref, New(nullptr, kTypeRegular));
   ref.parents_ = std::move(parents);
   return ref.Commit(description);
+}
+
+absl::StatusOr<ImmutableRef> Manager::Diff(const ImmutableRef* lower, const ImmutableRef& upper,
+                                           const std::string& description) {
+  if (lower == nullptr) return upper.Clone();
+  const auto& lo = lower->stack();
+  const auto& up = upper.stack();
+  if (lo.size() <= up.size() && std::equal(lo.begin(), lo.end(), up.begin())) {
+    KILN_ASSIGN_OR_RETURN(MutableRef ref, New(nullptr, kTypeRegular));
+    ref.parents_.assign(up.begin() + static_cast<std::ptrdiff_t>(lo.size()), up.end());
+    return ref.Commit(description);
+  }
+  // Unrelated stacks: compare the trees. The layer is written directly (whiteouts are device
+  // nodes, which must not pass through an overlay mount), then committed like any other.
+  KILN_ASSIGN_OR_RETURN(snapshot::MountPtr lower_view, lower->Mount());
+  KILN_ASSIGN_OR_RETURN(snapshot::MountPtr upper_view, upper.Mount());
+  std::string id = NewId();
+  fs::path dir = SnapshotDir(id);
+  KILN_RETURN_IF_ERROR(util::EnsureDir(dir / "fs", 0755));
+  absl::Status st = snapshot::ComputeDiff(lower_view->root(), upper_view->root(), dir / "fs");
+  lower_view.reset();
+  upper_view.reset();
+  if (st.ok()) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::syncfs(fd) != 0)
+      st = ErrnoToStatus(errno, absl::StrCat("syncfs ", dir.string()));
+    if (fd >= 0) ::close(fd);
+  }
+  int64_t size = 0;
+  if (st.ok()) {
+    auto measured = util::DiskUsageBytes(dir / "fs");
+    if (measured.ok()) size = *measured;
+    int64_t now = options_.now_ns();
+    st = store_->Put(Record{.id = id,
+                            .record_type = kTypeRegular,
+                            .description = description,
+                            .size = size,
+                            .created_at_ns = now,
+                            .last_used_at_ns = now,
+                            .usage_count = 1});
+  }
+  if (!st.ok()) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return Annotate(st, "diff");
+  }
+  return ImmutableRef(this, id, {id});
 }
 
 absl::Status Manager::SaveCacheKey(const std::string& key,

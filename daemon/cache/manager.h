@@ -130,6 +130,13 @@ class Manager {
   [[nodiscard]] absl::StatusOr<ImmutableRef> Merge(const std::vector<const ImmutableRef*>& inputs,
                                                    const std::string& description);
 
+  // A record holding what changes `lower` (null = empty) into `upper`. When `lower`'s layers
+  // are the bottom of `upper`'s stack this only references the layers above; otherwise the
+  // trees are compared and the differences written as a new layer.
+  [[nodiscard]] absl::StatusOr<ImmutableRef> Diff(const ImmutableRef* lower,
+                                                  const ImmutableRef& upper,
+                                                  const std::string& description);
+
   // Cache keys: `key` → one record per output.
   [[nodiscard]] absl::Status SaveCacheKey(const std::string& key,
                                           const std::vector<const ImmutableRef*>& outputs);

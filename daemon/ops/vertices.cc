@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "base/digest.h"
 #include "base/status.h"
+#include "daemon/ops/diff_op.h"
 #include "daemon/ops/file_op.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
@@ -95,7 +96,9 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
       case pb::Op::kExec:
         return Unsupported(op, "running commands (ExecOp)");
       case pb::Op::kDiff:
-        return Unsupported(op, "diff");
+        name = "diff";
+        v->op = std::make_shared<DiffOp>(worker, op.op.diff(), CacheDigest(op.op));
+        break;
       default:
         return Unsupported(op, "this op kind");
     }

@@ -42,6 +42,7 @@ constexpr const char* kLlbCaps[] = {
     "meta.ignorecache",
     "meta.description",
     "mergeop",
+    "diffop",
     "exporter.multiple",
 };
 

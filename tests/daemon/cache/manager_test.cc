@@ -290,6 +290,41 @@ TEST_F(RefsTest, MergeStacksInputsInOrder) {
   EXPECT_EQ(ReadAll((*view)->root() / "f"), "Y");
 }
 
+TEST_F(RefsTest, DiffOfAStackedChildIsJustItsLayers) {
+  ImmutableRef base = Layer(nullptr, "a", "A");
+  ImmutableRef child = Layer(&base, "b", "B");
+  auto diff = manager_->Diff(&base, child, "diff");
+  ASSERT_THAT(diff, IsOk());
+  auto view = diff->Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_FALSE(fs::exists((*view)->root() / "a"));
+  EXPECT_EQ(ReadAll((*view)->root() / "b"), "B");
+}
+
+TEST_F(RefsTest, DiffOfUnrelatedTreesAppliesOntoAnotherTree) {
+  ImmutableRef lower = Layer(nullptr, "same", "S");
+  auto m = manager_->New(nullptr);
+  ASSERT_THAT(m, IsOk());
+  fs::copy_file(manager_->SnapshotDir(lower.id()) / "fs/same", m->root() / "same");
+  fs::last_write_time(m->root() / "same",
+                      fs::last_write_time(manager_->SnapshotDir(lower.id()) / "fs/same"));
+  std::ofstream(m->root() / "new") << "N";
+  auto upper = m->Commit("upper");
+  ASSERT_THAT(upper, IsOk());
+  auto diff = manager_->Diff(&lower, *upper, "diff");
+  ASSERT_THAT(diff, IsOk());
+  EXPECT_EQ(diff->stack().size(), 1u);
+  EXPECT_FALSE(fs::exists(manager_->SnapshotDir(diff->id()) / "fs/same"));  // unchanged
+  ImmutableRef other = Layer(nullptr, "other", "O");
+  auto merged = manager_->Merge({&other, &*diff}, "merge");
+  ASSERT_THAT(merged, IsOk());
+  auto view = merged->Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(ReadAll((*view)->root() / "new"), "N");
+  EXPECT_EQ(ReadAll((*view)->root() / "other"), "O");
+  EXPECT_FALSE(fs::exists((*view)->root() / "same"));
+}
+
 TEST_F(RefsTest, DeepStacksAreFlattened) {
   ImmutableRef r = Layer(nullptr, "0", "0");
   for (int i = 1; i < 6; ++i) r = Layer(&r, std::to_string(i), std::to_string(i));

@@ -165,3 +165,64 @@ TEST(OverlayLimitsTest, TooDeepStacksFailClearly) {
 
 }  // namespace
 }  // namespace kiln::snapshot
+
+#include "daemon/snapshot/diff.h"
+
+namespace kiln::snapshot {
+namespace {
+
+TEST(DiffTest, ApplyingTheDiffToLowerGivesUpper) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (whiteouts)";
+  fs::path dir =
+      fs::path(::testing::TempDir()) / ("kiln_diff_" + std::to_string(std::random_device{}()));
+  Write(dir / "lower/keep", "k");
+  Write(dir / "lower/change", "old");
+  Write(dir / "lower/gone", "g");
+  Write(dir / "lower/d/deep/keep2", "k2");
+  Write(dir / "lower/d/deep/gone2", "g2");
+  Write(dir / "lower/tobedir", "file");
+  fs::create_directories(dir / "upper");
+  fs::copy(dir / "lower", dir / "upper",
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  // Same times as lower for the untouched entries, so only real changes show.
+  for (auto& e : fs::recursive_directory_iterator(dir / "lower")) {
+    fs::path rel = e.path().lexically_relative(dir / "lower");
+    fs::last_write_time(dir / "upper" / rel, fs::last_write_time(e.path()));
+  }
+  Write(dir / "upper/change", "new!");
+  fs::remove(dir / "upper/gone");
+  fs::remove(dir / "upper/d/deep/gone2");
+  Write(dir / "upper/d/deep/added", "a");
+  fs::remove(dir / "upper/tobedir");
+  Write(dir / "upper/tobedir/inside", "i");
+  fs::create_symlink("keep", dir / "upper/link");
+
+  fs::create_directories(dir / "layer");
+  ASSERT_THAT(ComputeDiff(dir / "lower", dir / "upper", dir / "layer"), IsOk());
+  EXPECT_FALSE(fs::exists(dir / "layer/keep"));  // unchanged files stay out of the layer
+  EXPECT_FALSE(fs::exists(dir / "layer/d/deep/keep2"));
+  struct stat st;
+  ASSERT_EQ(::lstat((dir / "layer/gone").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+
+  fs::create_directories(dir / "result");
+  fs::copy(dir / "lower", dir / "result",
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  ASSERT_THAT(ApplyLayer(dir / "layer", dir / "result"), IsOk());
+  EXPECT_EQ(Tree(dir / "result"), Tree(dir / "upper"));
+  fs::remove_all(dir);
+}
+
+TEST(DiffTest, IdenticalTreesGiveAnEmptyLayer) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  fs::path dir =
+      fs::path(::testing::TempDir()) / ("kiln_diff0_" + std::to_string(std::random_device{}()));
+  Write(dir / "a/x/y", "1");
+  fs::create_directories(dir / "layer");
+  ASSERT_THAT(ComputeDiff(dir / "a", dir / "a", dir / "layer"), IsOk());
+  EXPECT_TRUE(fs::is_empty(dir / "layer"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln::snapshot
