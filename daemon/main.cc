@@ -141,7 +141,11 @@ int Run(const Flags& flags, const CLI::App& app) {
   ops::CacheStore cache_store(**cache);
   solver::Solver solver(
       {.post = [&pool](std::function<void()> fn) { boost::asio::post(pool, std::move(fn)); },
-       .cache = &cache_store});
+       .cache = &cache_store,
+       .on_exec =
+           [](const solver::Vertex& v, const std::string& key) {
+             Logger("solver")->debug("run \"{}\" key={}", v.name, key);
+           }});
   server::GatewayService gateway(
       {.cache = cache->get(), .sessions = &sessions, .solver = &solver, .worker = &worker});
   server::ControlService control({.cache = cache->get(),

@@ -94,3 +94,22 @@ rc=0
 echo x | "$KILN" debug llb >/dev/null 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "debug llb accepted a non-definition"
 pass "kiln debug llb prints one JSON op per line and rejects junk"
+
+# Twenty concurrent identical builds of new content: each vertex runs once in all (the daemon
+# logs every op it actually runs at debug level).
+stop_kilnd "$KILND_PID"
+start_kilnd dedupe --root "$root" --addr "$sock" --debug
+echo twenty >"$ctx/a.txt"
+pids=()
+for i in $(seq 20); do
+  ( "$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$ctx" \
+      --output type=local,dest="$WORK/dd$i" --progress quiet ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "one of 20 concurrent builds failed"; done
+[ "$(cat "$WORK/dd20/a.txt")" = twenty ] || fail "concurrent builds used stale content"
+for step in "copy / /" "write hello"; do
+  n=$(grep -c "run \"$step\"" "$WORK/dedupe.log" || true)
+  [ "$n" -eq 1 ] || fail "\"$step\" ran $n times across 20 concurrent builds (want 1)"
+done
+pass "20 concurrent identical builds run each step once"

@@ -182,6 +182,7 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
                 auto cached = self->solver_.options_.cache->Load(flight_ctx, key);
                 if (cached.ok() && !cached->empty()) return done.Resolve(*std::move(cached));
               }
+              if (self->solver_.options_.on_exec) self->solver_.options_.on_exec(*v, key);
               absl::StatusOr<std::vector<ResultPtr>> r = v->op->Exec(flight_ctx, in);
               if (r.ok()) {
                 if (absl::Status st = self->solver_.options_.cache->Save(key, *r); !st.ok()) {

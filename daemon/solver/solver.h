@@ -25,6 +25,9 @@ class Solver {
   struct Options {
     std::function<void(std::function<void()>)> post;  // runs work on the pool
     CacheStore* cache = nullptr;                      // not owned
+    // Called just before an op runs (not when its result comes from the cache or is shared
+    // with another job's run): for logs and metrics.
+    std::function<void(const Vertex&, const std::string& key)> on_exec;
   };
   explicit Solver(Options options) : options_(std::move(options)) {}
 
