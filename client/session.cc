@@ -5,9 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <random>
-
 #include "absl/strings/str_cat.h"
+#include "base/ids.h"
+#include "base/socket_io.h"
 #include "google/protobuf/descriptor.h"
 
 namespace kiln::client {
@@ -17,27 +17,9 @@ namespace {
 constexpr int kMaxMessageBytes = 16 << 20;
 constexpr size_t kChunk = 32 << 10;
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);  // no SIGPIPE
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
-std::string NewSessionId() {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
-  std::string id;
-  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
-  return id;
-}
+std::string NewSessionId() { return NewRandomId(); }
 
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
                                                const grpc::health::v1::HealthCheckRequest*,
@@ -96,7 +78,7 @@ absl::StatusOr<std::unique_ptr<SessionServer>> SessionServer::Start(
 void SessionServer::PumpStreamToFd() {
   v1::BytesMessage msg;
   while (stream_->Read(&msg)) {
-    if (!WriteAll(fd_, msg.data())) break;
+    if (!SendAll(fd_, msg.data())) break;
   }
   ::shutdown(fd_, SHUT_RDWR);  // the daemon went away: stop the other pump too
 }

@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <random>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/ids.h"
 #include "base/status.h"
 #include "daemon/cache/filter.h"
 #include "daemon/snapshot/diff.h"
@@ -397,14 +397,7 @@ bool Manager::InUse(const std::string& id) const {
   return refs_.contains(id);
 }
 
-std::string Manager::NewId() {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
-  std::string id;
-  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
-  return id;
-}
+std::string Manager::NewId() { return NewRandomId(); }
 
 absl::StatusOr<fs::path> Manager::TempDir(const std::string& prefix) {
   fs::path dir = options_.root / "tmp" / (prefix + NewId());

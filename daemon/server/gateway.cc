@@ -1,9 +1,9 @@
 #include "daemon/server/gateway.h"
 
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "base/ids.h"
 #include "base/status.h"
 #include "daemon/ops/vertices.h"
 #include "daemon/server/control_service.h"
@@ -57,15 +57,6 @@ absl::Status NotYet(const char* method) {
       "kilnd does not implement moby.buildkit.v1.frontend.LLBBridge/", method, " yet"));
 }
 
-std::string NewRefId() {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
-  std::string id;
-  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
-  return id;
-}
-
 class FinishedExec final : public grpc::ServerBidiReactor<gw::ExecMessage, gw::ExecMessage> {
  public:
   explicit FinishedExec(grpc::Status st) { Finish(std::move(st)); }
@@ -75,7 +66,7 @@ class FinishedExec final : public grpc::ServerBidiReactor<gw::ExecMessage, gw::E
 }  // namespace
 
 std::string GatewayBuild::AddResult(solver::ResultPtr result) {
-  std::string id = NewRefId();
+  std::string id = NewRandomId();
   std::lock_guard lock(mu_);
   results_[id] = std::move(result);
   return id;

@@ -3,10 +3,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <random>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/ids.h"
 #include "base/status.h"
 #include "daemon/util/fs.h"
 
@@ -54,11 +53,7 @@ absl::StatusOr<std::string> LoadOrCreateWorkerId(const std::filesystem::path& ro
   } else if (!absl::IsNotFound(existing.status())) {
     return existing.status();
   }
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
-  std::string id;
-  for (int i = 0; i < 25; ++i) id.push_back(kAlphabet[pick(rd)]);
+  std::string id = NewRandomId();
   KILN_RETURN_IF_ERROR(util::WriteFileAtomic(path, id + "\n", 0644));
   return id;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/socket_io.h"
 #include "base/status.h"
 #include "daemon/util/logging.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
@@ -28,17 +29,6 @@ std::vector<std::string> MetadataValues(const grpc::CallbackServerContext* ctx, 
     out.emplace_back(it->second.data(), it->second.size());
   }
   return out;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);  // no SIGPIPE
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -173,7 +163,7 @@ class Tunnel final : public Manager::Reactor {
           resume = true;
         }
       }
-      if (!WriteAll(fd_, chunk)) {
+      if (!SendAll(fd_, chunk)) {
         session_->Close("the daemon side of the session closed");
         return;
       }
