@@ -1,41 +1,10 @@
 #include "llb/internal/gopath.h"
 
+#include "base/gopath.h"
+
 namespace kiln::llb::internal {
 
-std::string CleanPath(std::string_view path) {
-  if (path.empty()) return ".";
-  const bool rooted = path.front() == '/';
-  std::string out;
-  out.reserve(path.size());
-  if (rooted) out.push_back('/');
-  // Length of `out` below which ".." may not backtrack.
-  size_t dotdot = out.size();
-  size_t r = 0;
-  const size_t n = path.size();
-  while (r < n) {
-    if (path[r] == '/') {
-      ++r;
-    } else if (path[r] == '.' && (r + 1 == n || path[r + 1] == '/')) {
-      ++r;
-    } else if (path[r] == '.' && path[r + 1] == '.' && (r + 2 == n || path[r + 2] == '/')) {
-      r += 2;
-      if (out.size() > dotdot) {
-        size_t w = out.size() - 1;
-        while (w > dotdot && out[w] != '/') --w;
-        out.resize(w);
-      } else if (!rooted) {
-        if (!out.empty()) out.push_back('/');
-        out += "..";
-        dotdot = out.size();
-      }
-    } else {
-      if ((rooted && out.size() != 1) || (!rooted && !out.empty())) out.push_back('/');
-      while (r < n && path[r] != '/') out.push_back(path[r++]);
-    }
-  }
-  if (out.empty()) return ".";
-  return out;
-}
+std::string CleanPath(std::string_view path) { return GoCleanPath(path); }
 
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (a.empty() && b.empty()) return "";
