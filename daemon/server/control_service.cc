@@ -329,7 +329,11 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
                        "\" is not available in this kilnd yet; send an LLB definition instead"));
     }
     if (!req.has_definition() || req.definition().def_size() == 0) {
-      auto build = std::make_shared<GatewayBuild>(ctx_, req.session(), progress);
+      GatewayBuild::Params params{
+          .session_id = req.session(),
+          .inputs = {req.frontendinputs().begin(), req.frontendinputs().end()},
+          .no_cache = req.frontendattrs().contains("no-cache")};
+      auto build = std::make_shared<GatewayBuild>(ctx_, std::move(params), progress);
       o.gateway->Register(req.ref(), build);
       auto result = build->WaitReturn();
       o.gateway->Unregister(req.ref());

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/ids.h"
 #include "base/status.h"
+#include "daemon/ops/read_ref.h"
 #include "daemon/ops/vertices.h"
 #include "daemon/server/control_service.h"
 #include "daemon/util/logging.h"
@@ -14,10 +15,13 @@ namespace kiln::server {
 namespace gw = moby::buildkit::v1::frontend;
 namespace {
 
+// ReadFile answers fit in one message (16 MiB) with room for framing.
+constexpr int64_t kMaxReadFileBytes = 15 << 20;
+
 // Frontend API capabilities this daemon implements (frontend/gateway/pb/caps.go).
 constexpr const char* kFrontendCaps[] = {
-    "solve.base",     "solve.inlinereturn", "return",           "returnmap",
-    "proto.refarray", "frontend.inputs",    "gateway.warnings",
+    "solve.base",      "solve.inlinereturn", "return",   "returnmap", "proto.refarray",
+    "frontend.inputs", "gateway.warnings",   "readfile", "readdir",   "statfile",
 };
 // LLB capabilities of the ops this daemon runs (solver/pb/caps.go).
 constexpr const char* kLlbCaps[] = {
@@ -55,6 +59,28 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const absl::S
 absl::Status NotYet(const char* method) {
   return absl::UnimplementedError(absl::StrCat(
       "kilnd does not implement moby.buildkit.v1.frontend.LLBBridge/", method, " yet"));
+}
+
+// Runs `fn` (which may block: mounts, solves) on its own thread and finishes the call with
+// its status.
+template <typename Fn>
+grpc::ServerUnaryReactor* RunAsync(grpc::CallbackServerContext* ctx, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::thread([reactor, fn = std::move(fn)]() mutable {
+    absl::Status st = fn();
+    reactor->Finish(ToGrpcStatus(st));
+  }).detach();
+  return reactor;
+}
+
+// The tree behind a result ref of `build` for ReadFile/ReadDir/StatFile ("" is the empty
+// result, scratch). `keep` holds the result alive while it is read.
+absl::StatusOr<const cache::ImmutableRef*> TreeOf(GatewayBuild& build, const std::string& id,
+                                                  solver::ResultPtr* keep) {
+  if (id.empty()) return nullptr;
+  *keep = build.FindResult(id);
+  if (!*keep) return absl::NotFoundError(absl::StrCat("no result with ref ", id, " in this build"));
+  return ops::AsRef(*keep).ref();
 }
 
 class FinishedExec final : public grpc::ServerBidiReactor<gw::ExecMessage, gw::ExecMessage> {
@@ -150,41 +176,36 @@ grpc::ServerUnaryReactor* GatewayService::Ping(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx,
                                                 const gw::SolveRequest* req,
                                                 gw::SolveResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   // Solving blocks until the graph is done: run it on its own thread.
-  std::thread([this, ctx, req, resp, reactor] {
-    auto run = [&]() -> absl::Status {
-      KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
-      if (!req->frontend().empty()) {
-        return absl::UnimplementedError(
-            absl::StrCat("frontend \"", req->frontend(), "\" is not available in this kilnd yet"));
-      }
-      if (!req->has_definition() || req->definition().def_size() == 0) {
-        // An empty definition is the empty result.
-        if (req->allowresultreturn()) resp->mutable_result()->mutable_ref()->set_id("");
-        return absl::OkStatus();
-      }
-      KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req->definition()));
-      ops::Worker worker{.cache = options_.cache,
-                         .sessions = options_.sessions,
-                         .session_id = build->session_id()};
-      KILN_ASSIGN_OR_RETURN(solver::Edge target, ops::BuildVertices(graph, worker, {}));
-      KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
-                            options_.solver->Solve(build->ctx(), target, &build->progress()));
-      std::string id = build->AddResult(std::move(result));
-      if (req->allowresultreturn()) {
-        auto* ref = resp->mutable_result()->mutable_ref();
-        ref->set_id(id);
-        *ref->mutable_def() = req->definition();
-      } else {
-        resp->set_ref(id);
-      }
+  return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+    if (!req->frontend().empty()) {
+      return absl::UnimplementedError(
+          absl::StrCat("frontend \"", req->frontend(), "\" is not available in this kilnd yet"));
+    }
+    if (!req->has_definition() || req->definition().def_size() == 0) {
+      // An empty definition is the empty result.
+      if (req->allowresultreturn()) resp->mutable_result()->mutable_ref()->set_id("");
       return absl::OkStatus();
-    };
-    absl::Status st = run();
-    reactor->Finish(ToGrpcStatus(st));
-  }).detach();
-  return reactor;
+    }
+    KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req->definition()));
+    ops::Worker worker{
+        .cache = options_.cache, .sessions = options_.sessions, .session_id = build->session_id()};
+    bool no_cache = build->params().no_cache || req->frontendopt().contains("no-cache");
+    KILN_ASSIGN_OR_RETURN(solver::Edge target,
+                          ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
+    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
+                          options_.solver->Solve(build->ctx(), target, &build->progress()));
+    std::string id = build->AddResult(std::move(result));
+    if (req->allowresultreturn()) {
+      auto* ref = resp->mutable_result()->mutable_ref();
+      ref->set_id(id);
+      *ref->mutable_def() = req->definition();
+    } else {
+      resp->set_ref(id);
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* GatewayService::Return(grpc::CallbackServerContext* ctx,
@@ -225,8 +246,13 @@ grpc::ServerUnaryReactor* GatewayService::Return(grpc::CallbackServerContext* ct
 }
 
 grpc::ServerUnaryReactor* GatewayService::Inputs(grpc::CallbackServerContext* ctx,
-                                                 const gw::InputsRequest*, gw::InputsResponse*) {
-  // Control.Solve's FrontendInputs are not forwarded yet: no inputs.
+                                                 const gw::InputsRequest*,
+                                                 gw::InputsResponse* resp) {
+  auto build = BuildFor(ctx);
+  if (!build.ok()) return Finish(ctx, build.status());
+  for (const auto& [name, def] : (*build)->params().inputs) {
+    (*resp->mutable_definitions())[name] = def;
+  }
   return Finish(ctx, absl::OkStatus());
 }
 
@@ -247,18 +273,45 @@ grpc::ServerUnaryReactor* GatewayService::ResolveSourceMeta(grpc::CallbackServer
   return Finish(ctx, NotYet("ResolveSourceMeta"));
 }
 grpc::ServerUnaryReactor* GatewayService::ReadFile(grpc::CallbackServerContext* ctx,
-                                                   const gw::ReadFileRequest*,
-                                                   gw::ReadFileResponse*) {
-  return Finish(ctx, NotYet("ReadFile"));
+                                                   const gw::ReadFileRequest* req,
+                                                   gw::ReadFileResponse* resp) {
+  return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+    solver::ResultPtr keep;
+    KILN_ASSIGN_OR_RETURN(const cache::ImmutableRef* tree, TreeOf(*build, req->ref(), &keep));
+    std::optional<ops::ByteRange> range;
+    if (req->has_range()) range = ops::ByteRange{req->range().offset(), req->range().length()};
+    KILN_ASSIGN_OR_RETURN(std::string data,
+                          ops::ReadFileInRef(tree, req->filepath(), range, kMaxReadFileBytes));
+    resp->set_data(std::move(data));
+    return absl::OkStatus();
+  });
 }
+
 grpc::ServerUnaryReactor* GatewayService::ReadDir(grpc::CallbackServerContext* ctx,
-                                                  const gw::ReadDirRequest*, gw::ReadDirResponse*) {
-  return Finish(ctx, NotYet("ReadDir"));
+                                                  const gw::ReadDirRequest* req,
+                                                  gw::ReadDirResponse* resp) {
+  return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+    solver::ResultPtr keep;
+    KILN_ASSIGN_OR_RETURN(const cache::ImmutableRef* tree, TreeOf(*build, req->ref(), &keep));
+    KILN_ASSIGN_OR_RETURN(auto entries,
+                          ops::ReadDirInRef(tree, req->dirpath(), req->includepattern()));
+    for (auto& e : entries) *resp->add_entries() = std::move(e);
+    return absl::OkStatus();
+  });
 }
+
 grpc::ServerUnaryReactor* GatewayService::StatFile(grpc::CallbackServerContext* ctx,
-                                                   const gw::StatFileRequest*,
-                                                   gw::StatFileResponse*) {
-  return Finish(ctx, NotYet("StatFile"));
+                                                   const gw::StatFileRequest* req,
+                                                   gw::StatFileResponse* resp) {
+  return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+    solver::ResultPtr keep;
+    KILN_ASSIGN_OR_RETURN(const cache::ImmutableRef* tree, TreeOf(*build, req->ref(), &keep));
+    KILN_ASSIGN_OR_RETURN(*resp->mutable_stat(), ops::StatFileInRef(tree, req->path()));
+    return absl::OkStatus();
+  });
 }
 grpc::ServerUnaryReactor* GatewayService::Evaluate(grpc::CallbackServerContext* ctx,
                                                    const gw::EvaluateRequest*,

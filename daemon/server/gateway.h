@@ -30,11 +30,18 @@ inline constexpr char kBuildIdHeader[] = "buildkit-controlapi-buildid";
 // One gateway-driven build: the results its frontend produced and, once returned, the final one.
 class GatewayBuild {
  public:
-  GatewayBuild(Context ctx, std::string session_id, std::shared_ptr<BuildProgress> progress)
-      : ctx_(std::move(ctx)), session_id_(std::move(session_id)), progress_(std::move(progress)) {}
+  // What the Control.Solve behind the build passed on to its frontend.
+  struct Params {
+    std::string session_id;
+    std::map<std::string, pb::Definition> inputs;  // SolveRequest.FrontendInputs
+    bool no_cache = false;                         // frontend attr "no-cache"
+  };
+  GatewayBuild(Context ctx, Params params, std::shared_ptr<BuildProgress> progress)
+      : ctx_(std::move(ctx)), params_(std::move(params)), progress_(std::move(progress)) {}
 
   const Context& ctx() const { return ctx_; }
-  const std::string& session_id() const { return session_id_; }
+  const std::string& session_id() const { return params_.session_id; }
+  const Params& params() const { return params_; }
   BuildProgress& progress() { return *progress_; }
 
   // Keeps `result` under a new ref id and returns the id.
@@ -48,7 +55,7 @@ class GatewayBuild {
 
  private:
   Context ctx_;
-  std::string session_id_;
+  const Params params_;
   std::shared_ptr<BuildProgress> progress_;
   std::mutex mu_;
   std::condition_variable cv_;

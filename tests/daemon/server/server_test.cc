@@ -6,12 +6,18 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
+
+#include <boost/asio/post.hpp>
 #include <thread>
 
 #include "daemon/cache/manager.h"
+#include "daemon/ops/worker.h"
 #include "daemon/server/control_service.h"
+#include "daemon/server/gateway.h"
 #include "daemon/server/server.h"
 #include "daemon/server/worker_info.h"
+#include "llb/llb.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 #include "proto/moby/buildkit/v1/frontend/gateway.grpc.pb.h"
 #include "tests/testutil/status_matchers.h"
@@ -255,6 +261,185 @@ TEST(ServerTest, TcpWithoutTlsNeedsExplicitInsecure) {
   ASSERT_THAT(srv, IsOk());
   EXPECT_THAT((*srv)->listening()[0], ::testing::StartsWith("tcp://127.0.0.1:"));
   EXPECT_NE((*srv)->listening()[0], "tcp://127.0.0.1:0");
+}
+
+namespace gw = moby::buildkit::v1::frontend;
+
+// The build flow of current buildctl/buildx over real gRPC: Control.Solve without a definition
+// stays pending while LLBBridge calls (carrying the build id header) solve, read and return.
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("kiln_gateway_test_" + std::to_string(std::random_device{}()));
+    for (const char* d : {"snapshots", "tmp"}) fs::create_directories(root_ / d);
+    auto cache = cache::Manager::Open({.root = root_});
+    ASSERT_THAT(cache, IsOk());
+    cache_ = std::move(*cache);
+    store_ = std::make_unique<ops::CacheStore>(*cache_);
+    solver_ = std::make_unique<solver::Solver>(solver::Solver::Options{
+        .post = [this](std::function<void()> fn) { boost::asio::post(pool_, std::move(fn)); },
+        .cache = store_.get()});
+    gateway_ = std::make_unique<GatewayService>(GatewayService::Options{
+        .cache = cache_.get(), .sessions = &sessions_, .solver = solver_.get()});
+    control_ = std::make_unique<ControlService>(ControlService::Options{.cache = cache_.get(),
+                                                                        .pool = &pool_,
+                                                                        .sessions = &sessions_,
+                                                                        .progress = &progress_,
+                                                                        .solver = solver_.get(),
+                                                                        .gateway = gateway_.get()});
+    socket_ = (root_ / "k.sock").string();
+    auto srv = Server::Start({.addresses = {"unix://" + socket_},
+                              .services = {control_.get(), gateway_.get()},
+                              .fallback = &fallback_});
+    ASSERT_THAT(srv, IsOk());
+    server_ = std::move(*srv);
+    channel_ = grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials());
+    control_stub_ = v1::Control::NewStub(channel_);
+    bridge_ = gw::LLBBridge::NewStub(channel_);
+  }
+  void TearDown() override {
+    server_.reset();
+    pool_.join();
+    fs::remove_all(root_);
+  }
+  // Starts Control.Solve for build `ref` in the background; Wait() returns its status.
+  void StartBuild(const std::string& ref, v1::SolveRequest req = {}) {
+    req.set_ref(ref);
+    build_ = std::thread([this, req] {
+      grpc::ClientContext ctx;
+      v1::SolveResponse resp;
+      build_status_ = control_stub_->Solve(&ctx, req, &resp);
+    });
+  }
+  grpc::Status Wait() {
+    build_.join();
+    return build_status_;
+  }
+  std::unique_ptr<grpc::ClientContext> Ctx(const std::string& ref) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata(kBuildIdHeader, ref);
+    return ctx;
+  }
+
+  fs::path root_;
+  std::string socket_;
+  boost::asio::thread_pool pool_{4};
+  ProgressRegistry progress_;
+  session::Manager sessions_{{}};
+  std::unique_ptr<cache::Manager> cache_;
+  std::unique_ptr<ops::CacheStore> store_;
+  std::unique_ptr<solver::Solver> solver_;
+  std::unique_ptr<GatewayService> gateway_;
+  std::unique_ptr<ControlService> control_;
+  UnimplementedService fallback_;
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Control::Stub> control_stub_;
+  std::unique_ptr<gw::LLBBridge::Stub> bridge_;
+  std::thread build_;
+  grpc::Status build_status_;
+};
+
+TEST_F(GatewayTest, SolveReadAndReturn) {
+  llb::State s = llb::Scratch().File(llb::Mkdir("/etc", 0755)
+                                         .Mkfile("/etc/os-release", 0644, "ID=kiln\n")
+                                         .Mkfile("/etc/hostname", 0600, "box\n")
+                                         .Symlink("/etc/os-release", "/os"));
+  auto def = llb::Marshal(s);
+  ASSERT_THAT(def, IsOk());
+  v1::SolveRequest breq;
+  (*breq.mutable_frontendinputs())["context"] = *def;
+  StartBuild("b1", breq);
+
+  gw::PongResponse pong;
+  ASSERT_TRUE(bridge_->Ping(Ctx("b1").get(), gw::PingRequest(), &pong).ok());
+  std::set<std::string> caps;
+  for (const auto& c : pong.frontendapicaps()) caps.insert(c.id());
+  EXPECT_TRUE(caps.contains("readfile") && caps.contains("readdir") && caps.contains("statfile"));
+
+  gw::InputsResponse inputs;
+  ASSERT_TRUE(bridge_->Inputs(Ctx("b1").get(), gw::InputsRequest(), &inputs).ok());
+  ASSERT_TRUE(inputs.definitions().contains("context"));
+  EXPECT_EQ(inputs.definitions().at("context").def_size(), def->def_size());
+
+  gw::SolveRequest sreq;
+  *sreq.mutable_definition() = *def;
+  sreq.set_allowresultreturn(true);
+  gw::SolveResponse sresp;
+  grpc::Status st = bridge_->Solve(Ctx("b1").get(), sreq, &sresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::string id = sresp.result().ref().id();
+  ASSERT_FALSE(id.empty());
+
+  gw::ReadFileRequest rf;
+  rf.set_ref(id);
+  rf.set_filepath("/os");
+  gw::ReadFileResponse data;
+  st = bridge_->ReadFile(Ctx("b1").get(), rf, &data);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(data.data(), "ID=kiln\n");
+  rf.mutable_range()->set_offset(3);
+  rf.mutable_range()->set_length(4);
+  ASSERT_TRUE(bridge_->ReadFile(Ctx("b1").get(), rf, &data).ok());
+  EXPECT_EQ(data.data(), "kiln");
+  rf.set_filepath("/nope");
+  st = bridge_->ReadFile(Ctx("b1").get(), rf, &data);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), HasSubstr("/nope"));
+
+  gw::ReadDirRequest rd;
+  rd.set_ref(id);
+  rd.set_dirpath("/etc");
+  gw::ReadDirResponse dir;
+  ASSERT_TRUE(bridge_->ReadDir(Ctx("b1").get(), rd, &dir).ok());
+  ASSERT_EQ(dir.entries_size(), 2);
+  EXPECT_EQ(dir.entries(0).path(), "hostname");
+  EXPECT_EQ(dir.entries(1).path(), "os-release");
+  rd.set_includepattern("os-*");
+  ASSERT_TRUE(bridge_->ReadDir(Ctx("b1").get(), rd, &dir).ok());
+  ASSERT_EQ(dir.entries_size(), 1);
+
+  gw::StatFileRequest sf;
+  sf.set_ref(id);
+  sf.set_path("/etc/hostname");
+  gw::StatFileResponse stat;
+  ASSERT_TRUE(bridge_->StatFile(Ctx("b1").get(), sf, &stat).ok());
+  EXPECT_EQ(stat.stat().path(), "hostname");
+  EXPECT_EQ(stat.stat().mode(), 0600u);
+  EXPECT_EQ(stat.stat().size(), 4);
+  sf.set_ref("no-such-ref");
+  st = bridge_->StatFile(Ctx("b1").get(), sf, &stat);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), HasSubstr("no-such-ref"));
+
+  gw::ReturnRequest ret;
+  ret.mutable_result()->mutable_ref()->set_id(id);
+  gw::ReturnResponse rresp;
+  ASSERT_TRUE(bridge_->Return(Ctx("b1").get(), ret, &rresp).ok());
+  grpc::Status done = Wait();
+  EXPECT_TRUE(done.ok()) << done.error_message();
+}
+
+TEST_F(GatewayTest, FrontendErrorFailsTheBuild) {
+  StartBuild("b2");
+  gw::ReturnRequest ret;
+  ret.mutable_error()->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  ret.mutable_error()->set_message("dockerfile parse error on line 3");
+  gw::ReturnResponse rresp;
+  ASSERT_TRUE(bridge_->Return(Ctx("b2").get(), ret, &rresp).ok());
+  grpc::Status done = Wait();
+  EXPECT_EQ(done.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(done.error_message(), HasSubstr("line 3"));
+}
+
+TEST_F(GatewayTest, CallsWithoutABuildAreRejected) {
+  gw::ReadFileRequest rf;
+  gw::ReadFileResponse data;
+  grpc::ClientContext ctx;
+  grpc::Status st = bridge_->ReadFile(&ctx, rf, &data);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr(kBuildIdHeader));
 }
 
 }  // namespace
