@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/filesync.h"
+#include "client/progress.h"
 #include "client/session.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 
@@ -23,53 +24,6 @@ int Fail(const std::string& msg) {
   std::fprintf(stderr, "kiln: %s\n", msg.c_str());
   return 1;
 }
-
-double Seconds(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
-  return static_cast<double>(b.seconds() - a.seconds()) +
-         static_cast<double>(b.nanos() - a.nanos()) / 1e9;
-}
-
-// Plain progress: one line when a vertex starts, one when it ends, log lines prefixed by the
-// vertex number, as `buildctl --progress=plain` prints them.
-class PlainProgress {
- public:
-  explicit PlainProgress(FILE* out) : out_(out) {}
-  void Update(const v1::StatusResponse& r) {
-    for (const auto& v : r.vertexes()) {
-      int& n = numbers_[v.digest()];
-      bool first = n == 0;
-      if (first) n = static_cast<int>(numbers_.size());
-      if (first || (!announced_[v.digest()] && v.has_started())) {
-        if (!announced_[v.digest()]) {
-          std::fprintf(out_, "#%d %s\n", n, v.name().c_str());
-          announced_[v.digest()] = true;
-        }
-      }
-      if (v.has_completed() && !done_[v.digest()]) {
-        done_[v.digest()] = true;
-        if (!v.error().empty()) {
-          std::fprintf(out_, "#%d ERROR: %s\n", n, v.error().c_str());
-        } else if (v.cached()) {
-          std::fprintf(out_, "#%d CACHED\n", n);
-        } else {
-          std::fprintf(out_, "#%d DONE %.1fs\n", n, Seconds(v.started(), v.completed()));
-        }
-      }
-    }
-    for (const auto& l : r.logs()) {
-      int n = numbers_[l.vertex()];
-      for (absl::string_view line : absl::StrSplit(l.msg(), '\n', absl::SkipEmpty())) {
-        std::fprintf(out_, "#%d %.*s\n", n, static_cast<int>(line.size()), line.data());
-      }
-    }
-    std::fflush(out_);
-  }
-
- private:
-  FILE* out_;
-  std::map<std::string, int> numbers_;
-  std::map<std::string, bool> announced_, done_;
-};
 
 }  // namespace
 
@@ -111,6 +65,9 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
     exporters.push_back(std::move(e));
     targets.push_back(std::move(t));
   }
+  auto display_or = NewProgressDisplay(flags.progress, stderr);
+  if (!display_or.ok()) return Fail(std::string(display_or.status().message()));
+  std::unique_ptr<ProgressDisplay> display = *std::move(display_or);
   pb::Definition def;
   std::stringstream buf;
   buf << in.rdbuf();
@@ -144,17 +101,14 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   for (auto& e : exporters) *req.add_exporters() = e;
   if (flags.no_cache) (*req.mutable_frontendattrs())["no-cache"] = "";
 
-  bool quiet = flags.progress == "quiet";
   std::thread status([&] {
     grpc::ClientContext sctx;
     v1::StatusRequest sreq;
     sreq.set_ref(ref);
     auto reader = stub->Status(&sctx, sreq);
-    PlainProgress printer(stderr);
     v1::StatusResponse resp;
-    while (reader->Read(&resp)) {
-      if (!quiet) printer.Update(resp);
-    }
+    while (reader->Read(&resp)) display->Update(resp);
+    display->Done();
     reader->Finish().IgnoreError();
   });
   grpc::ClientContext ctx;

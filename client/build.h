@@ -14,7 +14,7 @@ namespace kiln::client {
 struct BuildFlags {
   std::vector<std::string> locals;   // NAME=DIR
   std::vector<std::string> outputs;  // type=local,dest=DIR | type=tar,dest=FILE
-  std::string progress = "auto";     // auto|plain|quiet
+  std::string progress = "auto";     // auto|tty|plain|rawjson|quiet
   bool no_cache = false;
 };
 

@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
   build->add_option("--local", bf.locals, "a local directory the build reads: NAME=DIR");
   build->add_option("-o,--output", bf.outputs,
                     "where the result goes: type=local,dest=DIR or type=tar,dest=FILE|-");
-  build->add_option("--progress", bf.progress, "progress output: auto, plain or quiet");
+  build->add_option("--progress", bf.progress, "progress output: auto, tty, plain, rawjson or quiet");
   build->add_flag("--no-cache", bf.no_cache, "do not use cached results");
 
   try {

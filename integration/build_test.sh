@@ -113,3 +113,38 @@ for step in "copy / /" "write hello"; do
   [ "$n" -eq 1 ] || fail "\"$step\" ran $n times across 20 concurrent builds (want 1)"
 done
 pass "20 concurrent identical builds run each step once"
+
+# A client killed mid-build (here: during a large context sync): the daemon notices the session
+# is gone, fails the build and leaves no mounts or work dirs behind; the next build of the same
+# context (same shared key) is correct.
+big="$WORK/big"
+mkdir -p "$big"
+for i in $(seq 80); do truncate -s 10M "$big/f$i"; done
+echo marker >"$big/marker"
+"$HELLO_LLB" >"$WORK/hello.def"
+"$KILN" --addr "$sock" build --local context="$big" --output type=local,dest="$WORK/killed" \
+  --progress plain <"$WORK/hello.def" 2>"$WORK/killed.progress" &
+victim=$!
+PIDS+=("$victim")
+for _ in $(seq 200); do grep -q "local://context" "$WORK/killed.progress" 2>/dev/null && break; sleep 0.02; done
+grep -q "DONE" "$WORK/killed.progress" && fail "the sync finished before the client was killed"
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true
+for _ in $(seq 150); do grep -Eq "build [a-z0-9]+ failed" "$WORK/dedupe.log" && break; sleep 0.1; done
+grep -Eq "build [a-z0-9]+ failed" "$WORK/dedupe.log" || fail "daemon did not end the killed client's build"
+sleep 0.5
+if grep -F "$root" /proc/self/mountinfo; then fail "mounts left under the state root"; fi
+[ -z "$(ls -A "$root/tmp")" ] || fail "work dirs left in tmp/: $(ls -A "$root/tmp")"
+rm -f "$big"/f[2-9]* "$big"/f1?
+echo after >"$big/marker"
+"$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$big" \
+  --output type=local,dest="$WORK/after-kill" --progress rawjson 2>"$WORK/rawjson" ||
+  fail "build after a killed client failed: $(tail -5 "$WORK/rawjson")"
+[ "$(cat "$WORK/after-kill/marker")" = after ] || fail "stale content after an aborted sync"
+[ "$(ls "$WORK/after-kill" | grep -c '^f')" -eq 1 ] || fail "wrong files after an aborted sync: $(ls "$WORK/after-kill")"
+cmp -s "$WORK/after-kill/f1" "$big/f1" || fail "f1 differs after an aborted sync"
+pass "a client killed mid-build leaves no mounts or work dirs and corrupts nothing"
+
+head -n1 "$WORK/rawjson" | grep -q '^{"vertexes":\[{' || fail "rawjson progress is not JSON lines: $(head -2 "$WORK/rawjson")"
+grep -q '"completed":"' "$WORK/rawjson" || fail "rawjson lacks completion times"
+pass "--progress rawjson prints one SolveStatus object per line"

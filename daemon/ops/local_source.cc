@@ -82,6 +82,16 @@ absl::StatusOr<solver::CacheMap> LocalSourceOp::GetCacheMap(const Context& ctx) 
   }
   fsutil::ReceiveOptions opts;
   opts.index_path = index_tmp.string();
+  // Shown while the context moves, as BuildKit shows it: "transferring NAME: 12.3MB 0.4s".
+  ReportStarted();
+  const std::string status_id = absl::StrCat("transferring ", attrs_.name, ":");
+  auto last_report = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  opts.progress = [&](int64_t bytes, bool last) {
+    auto now = std::chrono::steady_clock::now();
+    if (!last && now - last_report < std::chrono::milliseconds(100)) return;
+    last_report = now;
+    ReportStatus(status_id, bytes, 0, last);
+  };
   size_t changes = 0;
   opts.notify = [&changes](fsutil::ChangeKind, std::string_view) { ++changes; };
   session::SyncRequest req{.dir_name = attrs_.name,

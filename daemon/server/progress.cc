@@ -52,6 +52,29 @@ void BuildProgress::Completed(const solver::Vertex& v, bool cached, const absl::
   Append(std::move(r));
 }
 
+void BuildProgress::Log(const solver::Vertex& v, int stream, std::string_view data) {
+  Log(v.digest, stream, data);
+}
+
+void BuildProgress::Status(const solver::Vertex& v, const std::string& id, int64_t current,
+                           int64_t total, bool done) {
+  v1::StatusResponse r;
+  {
+    std::lock_guard lock(mu_);
+    v1::VertexStatus& s = statuses_[{v.digest, id}];
+    if (s.has_completed()) return;
+    s.set_id(id);
+    s.set_vertex(v.digest);
+    s.set_current(current);
+    s.set_total(total);
+    Now(s.mutable_timestamp());
+    if (!s.has_started()) *s.mutable_started() = s.timestamp();
+    if (done) *s.mutable_completed() = s.timestamp();
+    *r.add_statuses() = s;
+  }
+  Append(std::move(r));
+}
+
 void BuildProgress::Log(const std::string& vertex_digest, int stream, std::string_view data) {
   v1::StatusResponse r;
   v1::VertexLog* log = r.add_logs();

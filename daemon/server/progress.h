@@ -23,7 +23,10 @@ class BuildProgress final : public solver::ProgressSink {
   void Started(const solver::Vertex& v) override;
   void Completed(const solver::Vertex& v, bool cached, const absl::Status& error) override;
   // A log chunk of a vertex; stream 1 = stdout, 2 = stderr.
+  void Log(const solver::Vertex& v, int stream, std::string_view data) override;
   void Log(const std::string& vertex_digest, int stream, std::string_view data);
+  void Status(const solver::Vertex& v, const std::string& id, int64_t current, int64_t total,
+              bool done) override;
   // Ends the stream for every subscriber once they have read everything.
   void Close();
 
@@ -45,9 +48,12 @@ class BuildProgress final : public solver::ProgressSink {
   mutable std::mutex mu_;
   std::vector<moby::buildkit::v1::StatusResponse> events_;      // guarded by mu_
   std::map<std::string, moby::buildkit::v1::Vertex> vertices_;  // guarded by mu_
-  std::map<int, std::function<void()>> subscribers_;            // guarded by mu_
-  int next_id_ = 0;                                             // guarded by mu_
-  bool closed_ = false;                                         // guarded by mu_
+  // Counters by vertex digest and id.
+  std::map<std::pair<std::string, std::string>, moby::buildkit::v1::VertexStatus>
+      statuses_;                                      // guarded by mu_
+  std::map<int, std::function<void()>> subscribers_;  // guarded by mu_
+  int next_id_ = 0;                                   // guarded by mu_
+  bool closed_ = false;                               // guarded by mu_
 };
 
 class ProgressRegistry {

@@ -91,6 +91,7 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
   void ComputeKey(const std::shared_ptr<Vertex>& v, const std::vector<std::string>& input_keys,
                   const Future<std::string>& key) {
     if (absl::Status st = ctx_.Check("solve"); !st.ok()) return key.Resolve(st);
+    v->op->AttachProgress(progress_, v.get());
     absl::StatusOr<CacheMap> cm = v->op->GetCacheMap(ctx_);
     if (!cm.ok()) {
       absl::Status st = AtVertex(cm.status(), *v);

@@ -3,9 +3,11 @@
 // edges of a build graph, the Op each vertex runs, cache maps, and results. Nothing here knows
 // LLB op kinds, snapshots or containers: those live in daemon/ops/ and plug in through Op.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,6 +37,9 @@ struct CacheMap {
   std::vector<CacheDep> deps;  // one per input, or empty for "key only" on every input
 };
 
+class ProgressSink;
+struct Vertex;
+
 // What a vertex does. One instance per vertex per job; GetCacheMap runs before Exec, and an
 // Op may keep state between the two (a source op syncs in GetCacheMap and returns the synced
 // tree from Exec). Must be safe to call from any pool thread (never concurrently on one op).
@@ -45,9 +50,27 @@ class Op {
   // Runs the op on its inputs' results; returns one result per output.
   [[nodiscard]] virtual absl::StatusOr<std::vector<ResultPtr>> Exec(
       const Context& ctx, const std::vector<ResultPtr>& inputs) = 0;
+
+  // Set by the solver before GetCacheMap: where the Report* calls go.
+  void AttachProgress(ProgressSink* sink, const Vertex* vertex) {
+    sink_ = sink;
+    vertex_ = vertex;
+  }
+
+ protected:
+  // Marks the vertex started now, for ops that do visible work while computing their cache
+  // map (a local source transferring its context).
+  void ReportStarted() const;
+  // Output of the running op: stream 1 = stdout, 2 = stderr.
+  void ReportLog(int stream, std::string_view data) const;
+  // A named counter (e.g. "transferring context:" in bytes); total 0 = unknown.
+  void ReportStatus(const std::string& id, int64_t current, int64_t total, bool done) const;
+
+ private:
+  ProgressSink* sink_ = nullptr;
+  const Vertex* vertex_ = nullptr;
 };
 
-struct Vertex;
 // An edge selects one output of a vertex.
 struct Edge {
   std::shared_ptr<Vertex> vertex;
@@ -79,6 +102,20 @@ class ProgressSink {
   virtual ~ProgressSink() = default;
   virtual void Started(const Vertex& v) = 0;
   virtual void Completed(const Vertex& v, bool cached, const absl::Status& error) = 0;
+  virtual void Log(const Vertex& v, int stream, std::string_view data) {}
+  virtual void Status(const Vertex& v, const std::string& id, int64_t current, int64_t total,
+                      bool done) {}
 };
+
+inline void Op::ReportStarted() const {
+  if (sink_ != nullptr) sink_->Started(*vertex_);
+}
+inline void Op::ReportLog(int stream, std::string_view data) const {
+  if (sink_ != nullptr) sink_->Log(*vertex_, stream, data);
+}
+inline void Op::ReportStatus(const std::string& id, int64_t current, int64_t total,
+                             bool done) const {
+  if (sink_ != nullptr) sink_->Status(*vertex_, id, current, total, done);
+}
 
 }  // namespace kiln::solver
