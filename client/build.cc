@@ -13,7 +13,9 @@
 #include "absl/strings/str_split.h"
 #include "client/filesync.h"
 #include "client/progress.h"
+#include "client/secrets.h"
 #include "client/session.h"
+#include "client/ssh.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 
 namespace kiln::client {
@@ -65,6 +67,15 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
     exporters.push_back(std::move(e));
     targets.push_back(std::move(t));
   }
+  auto secret_specs = ParseSecretSpecs(flags.secrets);
+  if (!secret_specs.ok()) return Fail(std::string(secret_specs.status().message()));
+  auto ssh_specs = ParseSshSpecs(flags.ssh);
+  if (!ssh_specs.ok()) return Fail(std::string(ssh_specs.status().message()));
+  for (const std::string& e : flags.entitlements) {
+    if (e != "security.insecure" && e != "network.host") {
+      return Fail(absl::StrCat("--allow ", e, ": want security.insecure or network.host"));
+    }
+  }
   auto display_or = NewProgressDisplay(flags.progress, stderr);
   if (!display_or.ok()) return Fail(std::string(display_or.status().message()));
   std::unique_ptr<ProgressDisplay> display = *std::move(display_or);
@@ -83,12 +94,21 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   HealthService health;
   FileSyncService filesync(locals);
   FileSendService filesend(targets);
+  SecretsService secrets(*secret_specs);
+  std::unique_ptr<SSHService> ssh;
+  if (!ssh_specs->empty()) {
+    auto created = SSHService::Create(*ssh_specs);
+    if (!created.ok()) return Fail(std::string(created.status().message()));
+    ssh = *std::move(created);
+  }
   SessionOptions sopts;
   sopts.name = "kiln";
   sopts.shared_key = absl::StrCat("kiln-", ::getuid());
   sopts.services = {{&health, "grpc.health.v1.Health"},
                     {&filesync, "moby.filesync.v1.FileSync"},
-                    {&filesend, "moby.filesync.v1.FileSend"}};
+                    {&filesend, "moby.filesync.v1.FileSend"},
+                    {&secrets, "moby.buildkit.secrets.v1.Secrets"}};
+  if (ssh) sopts.services.emplace_back(ssh.get(), "moby.sshforward.v1.SSH");
   auto session = SessionServer::Start(conn->channel, std::move(sopts));
   if (!session.ok()) return Fail(std::string(session.status().message()));
 
@@ -100,6 +120,7 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   *req.mutable_definition() = def;
   for (auto& e : exporters) *req.add_exporters() = e;
   if (flags.no_cache) (*req.mutable_frontendattrs())["no-cache"] = "";
+  for (const std::string& e : flags.entitlements) req.add_entitlements(e);
 
   std::thread status([&] {
     grpc::ClientContext sctx;
@@ -116,6 +137,7 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   grpc::Status st = stub->Solve(&ctx, req, &resp);
   status.join();
   (*session)->Close();
+  if (ssh) ssh->Shutdown();
   if (!st.ok()) return Fail(DescribeRpcError(*conn, st));
   return 0;
 }

@@ -16,6 +16,9 @@ struct BuildFlags {
   std::vector<std::string> outputs;  // type=local,dest=DIR | type=tar,dest=FILE
   std::string progress = "auto";     // auto|tty|plain|rawjson|quiet
   bool no_cache = false;
+  std::vector<std::string> secrets;       // id=X,src=FILE | id=X,env=VAR (buildctl's --secret)
+  std::vector<std::string> ssh;           // default | ID=SOCKET_OR_KEY[,KEY...]
+  std::vector<std::string> entitlements;  // --allow security.insecure | network.host
 };
 
 // Reads the Definition from `in` and runs the build; returns the process exit code.

@@ -299,8 +299,15 @@ int main(int argc, char** argv) {
   build->add_option("--local", bf.locals, "a local directory the build reads: NAME=DIR");
   build->add_option("-o,--output", bf.outputs,
                     "where the result goes: type=local,dest=DIR or type=tar,dest=FILE|-");
-  build->add_option("--progress", bf.progress, "progress output: auto, tty, plain, rawjson or quiet");
+  build->add_option("--progress", bf.progress,
+                    "progress output: auto, tty, plain, rawjson or quiet");
   build->add_flag("--no-cache", bf.no_cache, "do not use cached results");
+  build->add_option("--secret", bf.secrets,
+                    "a secret RUN steps may mount: id=ID,src=FILE or id=ID,env=VAR (repeatable)");
+  build->add_option("--ssh", bf.ssh,
+                    "an SSH agent RUN steps may use: default, or ID=SOCKET|KEYFILE (repeatable)");
+  build->add_option("--allow", bf.entitlements,
+                    "grant an entitlement: security.insecure or network.host (repeatable)");
 
   try {
     app.parse(argc, argv);

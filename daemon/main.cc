@@ -18,6 +18,8 @@
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
 #include "daemon/config/config.h"
+#include "daemon/executor/executor.h"
+#include "daemon/ops/cache_mounts.h"
 #include "daemon/ops/worker.h"
 #include "daemon/server/control_service.h"
 #include "daemon/server/server.h"
@@ -26,6 +28,7 @@
 #include "daemon/solver/solver.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
+#include "daemon/util/mounts.h"
 #include "kiln_version.h"
 
 namespace kiln {
@@ -41,6 +44,7 @@ struct Flags {
   bool debug = false;
   bool insecure_tcp = false;
   std::string oci_binary;
+  std::vector<std::string> entitlements;
 };
 
 // Finds `name` on PATH (or takes it as a path when it has a slash).
@@ -88,6 +92,15 @@ int Run(const Flags& flags, const CLI::App& app) {
   if (app.count("--tlscacert")) cfg.tls.ca = flags.tlscacert;
   if (app.count("--oci-worker-binary")) cfg.oci_binary = flags.oci_binary;
   if (cfg.oci_binary.empty()) cfg.oci_binary = "crun";
+  if (app.count("--allow-insecure-entitlement")) {
+    for (const std::string& e : flags.entitlements) {
+      if (e != "security.insecure" && e != "network.host") {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "--allow-insecure-entitlement ", e, ": want security.insecure or network.host")));
+      }
+      cfg.insecure_entitlements.push_back(e);
+    }
+  }
 
   InitLogging(cfg.debug);
   auto log = Logger("kilnd");
@@ -108,21 +121,40 @@ int Run(const Flags& flags, const CLI::App& app) {
     }
     return Fail(lock.status());
   }
-  // tmp/ holds only work in progress: whatever is there was abandoned by a previous run.
-  if (auto st = util::RemoveContents(root / "tmp"); !st.ok()) return Fail(st);
   for (const char* dir :
        {"content/blobs/sha256", "content/ingest", "snapshots", "cache-mounts", "tmp"}) {
     if (auto st = util::EnsureDir(root / dir, 0700); !st.ok()) return Fail(st);
+  }
+  // The executor first: it kills containers a crashed daemon left running (their runtime
+  // state is under tmp/executor) and cleans up its own directory.
+  std::string runtime = LookPath(cfg.oci_binary);
+  std::unique_ptr<executor::Executor> exec;
+  if (runtime.empty()) {
+    log->warn("OCI runtime '{}' not found on PATH: RUN steps will fail until it is installed",
+              cfg.oci_binary);
+  } else {
+    auto created =
+        executor::Executor::Create({.runtime = runtime, .state_dir = root / "tmp" / "executor"});
+    if (!created.ok()) return Fail(Annotate(created.status(), "OCI runtime " + runtime));
+    exec = *std::move(created);
+  }
+  // The rest of tmp/ is work in progress abandoned by a previous run, possibly still mounted
+  // (read-only views, secret tmpfs) if that run crashed.
+  {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(root / "tmp", ec)) {
+      if (entry.path().filename() == "executor") continue;
+      if (auto st = util::UnmountAll(entry.path().string()); !st.ok()) return Fail(st);
+      fs::remove_all(entry.path(), ec);
+      if (ec)
+        return Fail(absl::InternalError("remove " + entry.path().string() + ": " + ec.message()));
+    }
   }
 
   auto cache = cache::Manager::Open({.root = root});
   if (!cache.ok()) return Fail(Annotate(cache.status(), "open build cache"));
 
-  std::string runtime = LookPath(cfg.oci_binary);
-  if (runtime.empty()) {
-    log->warn("OCI runtime '{}' not found on PATH: RUN steps will fail until it is installed",
-              cfg.oci_binary);
-  }
+  ops::CacheMounts cache_mounts(root / "cache-mounts");
 
   server::WorkerInfo worker;
   auto worker_id = server::LoadOrCreateWorkerId(root);
@@ -146,11 +178,14 @@ int Run(const Flags& flags, const CLI::App& app) {
            [](const solver::Vertex& v, const std::string& key) {
              Logger("solver")->debug("run \"{}\" key={}", v.name, key);
            }});
-  server::GatewayService gateway(
-      {.cache = cache->get(), .sessions = &sessions, .solver = &solver, .worker = &worker});
-  server::ControlService control({.cache = cache->get(),
+  server::WorkerBase base{.worker = {.cache = cache->get(),
+                                     .sessions = &sessions,
+                                     .executor = exec.get(),
+                                     .cache_mounts = &cache_mounts},
+                          .allowed_entitlements = cfg.insecure_entitlements};
+  server::GatewayService gateway({.base = &base, .solver = &solver, .worker = &worker});
+  server::ControlService control({.base = &base,
                                   .pool = &pool,
-                                  .sessions = &sessions,
                                   .progress = &progress,
                                   .solver = &solver,
                                   .gateway = &gateway,
@@ -213,6 +248,8 @@ int main(int argc, char** argv) {
   app.add_flag("--debug", flags.debug, "debug logging");
   app.add_option("--oci-worker-binary", flags.oci_binary,
                  "OCI runtime for RUN steps: crun (default) or runc, or a path");
+  app.add_option("--allow-insecure-entitlement", flags.entitlements,
+                 "entitlement builds may ask for (repeatable): security.insecure, network.host");
   app.set_version_flag("--version", std::string("kilnd ") + kiln::kVersion + " " + kiln::kRevision);
   try {
     app.parse(argc, argv);

@@ -133,8 +133,11 @@ wait "$victim" 2>/dev/null || true
 for _ in $(seq 150); do grep -Eq "build [a-z0-9]+ failed" "$WORK/dedupe.log" && break; sleep 0.1; done
 grep -Eq "build [a-z0-9]+ failed" "$WORK/dedupe.log" || fail "daemon did not end the killed client's build"
 sleep 0.5
-if grep -F "$root" /proc/self/mountinfo; then fail "mounts left under the state root"; fi
-[ -z "$(ls -A "$root/tmp")" ] || fail "work dirs left in tmp/: $(ls -A "$root/tmp")"
+stray=$(grep -F "$root/" /proc/self/mountinfo | awk '{print $5}' | grep -vx "$root/tmp/executor" || true)
+[ -z "$stray" ] || fail "mounts left under the state root: $stray"
+leftovers=$(ls -A "$root/tmp" | grep -vx executor || true)
+[ -z "$leftovers" ] || fail "work dirs left in tmp/: $leftovers"
+[ -z "$(ls -A "$root/tmp/executor")" ] || fail "container runs left: $(ls -A "$root/tmp/executor")"
 rm -f "$big"/f[2-9]* "$big"/f1?
 echo after >"$big/marker"
 "$HELLO_LLB" | "$KILN" --addr "$sock" build --local context="$big" \

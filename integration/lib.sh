@@ -69,3 +69,28 @@ assert_contains() {
     *) fail "${3:-output} does not contain '$2':"$'\n'"$1" ;;
   esac
 }
+
+# make_busybox_rootfs DIR: a minimal root filesystem from Debian's busybox-static (skips the
+# test when it is missing): /bin with busybox and its applet links, /etc/passwd and /etc/group
+# with root, nobody and a user "kiln" (1000:1000, also in group "extra" 1001).
+make_busybox_rootfs() {
+  local dir=$1
+  [ -x /bin/busybox ] || skip "busybox-static is not installed"
+  mkdir -p "$dir/bin" "$dir/etc" "$dir/tmp"
+  chmod 1777 "$dir/tmp"
+  cp /bin/busybox "$dir/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ -e "$dir/bin/$applet" ] || ln -s busybox "$dir/bin/$applet"
+  done
+  cat >"$dir/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
+kiln:x:1000:1000:kiln:/home/kiln:/bin/sh
+PASSWD
+  cat >"$dir/etc/group" <<'GROUP'
+root:x:0:
+nogroup:x:65534:
+kiln:x:1000:
+extra:x:1001:kiln
+GROUP
+}

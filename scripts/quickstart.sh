@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja >/dev/null
-ninja -C build kilnd kiln hello-llb
+ninja -C build kilnd kiln hello-llb run-llb
 
 dir=${KILN_QUICKSTART_DIR:-/tmp/kiln-quickstart}
 mkdir -p "$dir"
@@ -24,6 +24,19 @@ echo "== build: hello-llb's graph over llb/examples, into $dir/out"
 build/llb/hello-llb | build/client/kiln --addr "$addr" build --progress plain \
   --local context=llb/examples --output type=local,dest="$dir/out"
 ls -l "$dir/out"
+echo "== build: a RUN step in a container (crun) over a busybox root filesystem, into $dir/run-out"
+rootfs="$dir/busybox-rootfs"
+if [ ! -x "$rootfs/bin/busybox" ]; then
+  mkdir -p "$rootfs/bin" "$rootfs/etc"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do ln -sf busybox "$rootfs/bin/$applet"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+  echo 'root:x:0:' >"$rootfs/etc/group"
+fi
+echo '{"steps":[{"run":"echo built by kiln on $(uname -m) > /hello; ls /bin | wc -l > /applets"}]}' |
+  build/llb/run-llb | build/client/kiln --addr "$addr" build --progress plain \
+  --local rootfs="$rootfs" --output type=local,dest="$dir/run-out"
+cat "$dir/run-out/hello"
 echo "== kiln du"
 build/client/kiln --addr "$addr" du
 echo

@@ -8,8 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/util/fs.h"
 #include "base/status.h"
+#include "daemon/util/fs.h"
 #include "toml++/toml.h"
 
 namespace kiln::config {
@@ -18,7 +18,6 @@ namespace {
 // buildkitd.toml keys that kiln accepts but does not act on: a warning says so, by name.
 const std::set<std::string, std::less<>> kUnsupportedBuildkitKeys = {
     "trace",
-    "insecure-entitlements",
     "log",
     "otel",
     "cdi",
@@ -92,6 +91,14 @@ class Reader {
         if (out_.root.empty()) return Error(key, "must not be empty");
       } else if (key == "debug") {
         KILN_ASSIGN_OR_RETURN(out_.debug, Bool(key, v));
+      } else if (key == "insecure-entitlements") {
+        KILN_ASSIGN_OR_RETURN(out_.insecure_entitlements, Strings(key, v));
+        for (const std::string& e : out_.insecure_entitlements) {
+          if (e != "security.insecure" && e != "network.host") {
+            return Error(key, absl::StrCat("names unknown entitlement \"", e,
+                                           "\" (want security.insecure or network.host)"));
+          }
+        }
       } else if (key == "grpc") {
         KILN_RETURN_IF_ERROR(ReadGrpc(key, v));
       } else if (key == "worker") {

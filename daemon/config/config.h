@@ -53,6 +53,9 @@ struct Config {
   DiskSpace gc_keep_storage;  // [worker.oci] gckeepstorage
   std::string oci_binary;     // [worker.oci] binary; empty means crun
   std::map<std::string, RegistryConfig> registries;
+  // Entitlements builds may ask for: "security.insecure", "network.host"
+  // (insecure-entitlements; --allow-insecure-entitlement).
+  std::vector<std::string> insecure_entitlements;
 };
 
 // A loaded file: its values and the warnings a user should see (unknown or unsupported keys).

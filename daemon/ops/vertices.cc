@@ -8,6 +8,7 @@
 #include "base/digest.h"
 #include "base/status.h"
 #include "daemon/ops/diff_op.h"
+#include "daemon/ops/exec_op.h"
 #include "daemon/ops/file_op.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
@@ -94,7 +95,10 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
         v->op = std::make_shared<MergeOp>(worker, CacheDigest(op.op));
         break;
       case pb::Op::kExec:
-        return Unsupported(op, "running commands (ExecOp)");
+        name = ExecOp::DisplayName(op.op.exec());
+        v->op = std::make_shared<ExecOp>(worker, op.op.exec(), CacheDigest(op.op),
+                                         static_cast<size_t>(op.op.inputs_size()));
+        break;
       case pb::Op::kDiff:
         name = "diff";
         v->op = std::make_shared<DiffOp>(worker, op.op.diff(), CacheDigest(op.op));

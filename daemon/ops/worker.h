@@ -9,6 +9,8 @@
 
 #include "base/context.h"
 #include "daemon/cache/manager.h"
+#include "daemon/executor/executor.h"
+#include "daemon/ops/cache_mounts.h"
 #include "daemon/session/manager.h"
 #include "daemon/solver/types.h"
 #include "fsutil/index.h"
@@ -39,6 +41,13 @@ struct Worker {
   cache::Manager* cache = nullptr;
   session::Manager* sessions = nullptr;
   std::string session_id;  // the build's session (SolveRequest.session)
+  // For ExecOp: the container runner (null: RUN steps fail, naming the missing runtime) and
+  // the persistent RUN --mount=type=cache directories.
+  executor::Executor* executor = nullptr;
+  CacheMounts* cache_mounts = nullptr;
+  // Entitlements granted to this build: asked for in the request and allowed by the daemon.
+  bool allow_insecure = false;      // security.insecure
+  bool allow_network_host = false;  // network.host
 };
 
 // solver::CacheStore over the cache manager's key table.

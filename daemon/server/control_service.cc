@@ -246,7 +246,7 @@ grpc::ServerUnaryReactor* ControlService::DiskUsage(grpc::CallbackServerContext*
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::vector<std::string> filters(request->filter().begin(), request->filter().end());
   boost::asio::post(*options_.pool, [this, reactor, response, filters = std::move(filters)] {
-    auto usage = options_.cache->DiskUsage(filters);
+    auto usage = options_.base->worker.cache->DiskUsage(filters);
     if (!usage.ok()) {
       reactor->Finish(ToGrpcStatus(usage.status()));
       return;
@@ -268,7 +268,7 @@ grpc::ServerWriteReactor<v1::UsageRecord>* ControlService::Prune(grpc::CallbackS
   options.min_free_space = request->minfreespace();
   Logger("server")->info("prune requested (all={}, filters=[{}])", options.all,
                          absl::StrJoin(options.filters, " "));
-  return new PruneWriter(*options_.cache, *options_.pool, std::move(options));
+  return new PruneWriter(*options_.base->worker.cache, *options_.pool, std::move(options));
 }
 
 // Runs one Control.Solve on its own thread (solving blocks until the graph is done; pool
@@ -332,7 +332,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       GatewayBuild::Params params{
           .session_id = req.session(),
           .inputs = {req.frontendinputs().begin(), req.frontendinputs().end()},
-          .no_cache = req.frontendattrs().contains("no-cache")};
+          .no_cache = req.frontendattrs().contains("no-cache"),
+          .entitlements = {req.entitlements().begin(), req.entitlements().end()}};
       auto build = std::make_shared<GatewayBuild>(ctx_, std::move(params), progress);
       o.gateway->Register(req.ref(), build);
       auto result = build->WaitReturn();
@@ -340,7 +341,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       return result;
     }
     KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req.definition()));
-    ops::Worker worker{.cache = o.cache, .sessions = o.sessions, .session_id = req.session()};
+    KILN_ASSIGN_OR_RETURN(ops::Worker worker,
+                          WorkerForBuild(*o.base, req.session(),
+                                         {req.entitlements().begin(), req.entitlements().end()}));
     bool no_cache = req.frontendattrs().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
@@ -365,8 +368,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
            0});
     }
     if (exports.empty()) return absl::OkStatus();
-    KILN_ASSIGN_OR_RETURN(auto session,
-                          o.sessions->Get(ctx_, req.session(), std::chrono::milliseconds(5000)));
+    KILN_ASSIGN_OR_RETURN(auto session, o.base->worker.sessions->Get(
+                                            ctx_, req.session(), std::chrono::milliseconds(5000)));
     for (const auto& e : exports) {
       solver::Vertex v;
       v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));
@@ -374,7 +377,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       progress.Started(v);
       const cache::ImmutableRef* ref =
           result ? static_cast<const ops::RefResult&>(*result).ref() : nullptr;
-      auto resp = exporter::Export(ctx_, *o.cache, *session, ref, e);
+      auto resp = exporter::Export(ctx_, *o.base->worker.cache, *session, ref, e);
       progress.Completed(v, false, resp.status());
       if (!resp.ok()) return resp.status();
       for (const auto& [k, val] : *resp) (*response_->mutable_exporterresponse())[k] = val;
@@ -410,7 +413,7 @@ grpc::ServerWriteReactor<v1::StatusResponse>* ControlService::Status(
 
 grpc::ServerBidiReactor<v1::BytesMessage, v1::BytesMessage>* ControlService::Session(
     grpc::CallbackServerContext* ctx) {
-  return options_.sessions->Accept(ctx);
+  return options_.base->worker.sessions->Accept(ctx);
 }
 
 grpc::ServerUnaryReactor* ControlService::ListWorkers(grpc::CallbackServerContext* ctx,

@@ -26,9 +26,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 class ControlService final : public moby::buildkit::v1::Control::CallbackService {
  public:
   struct Options {
-    cache::Manager* cache = nullptr;           // not owned; outlives the service
+    const WorkerBase* base = nullptr;          // not owned; outlives the service
     boost::asio::thread_pool* pool = nullptr;  // not owned; outlives the service
-    session::Manager* sessions = nullptr;      // not owned; outlives the service
     ProgressRegistry* progress = nullptr;      // not owned; outlives the service
     solver::Solver* solver = nullptr;          // not owned; outlives the service
     GatewayService* gateway = nullptr;         // not owned; outlives the service

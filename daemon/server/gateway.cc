@@ -91,6 +91,24 @@ class FinishedExec final : public grpc::ServerBidiReactor<gw::ExecMessage, gw::E
 
 }  // namespace
 
+absl::StatusOr<ops::Worker> WorkerForBuild(const WorkerBase& base, const std::string& session_id,
+                                           const std::vector<std::string>& requested) {
+  ops::Worker w = base.worker;
+  w.session_id = session_id;
+  for (const std::string& e : requested) {
+    if (std::find(base.allowed_entitlements.begin(), base.allowed_entitlements.end(), e) ==
+        base.allowed_entitlements.end()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "the build asks for entitlement ", e,
+          " but this kilnd does not allow it (start it with --allow-insecure-entitlement ", e,
+          ")"));
+    }
+    if (e == "security.insecure") w.allow_insecure = true;
+    if (e == "network.host") w.allow_network_host = true;
+  }
+  return w;
+}
+
 std::string GatewayBuild::AddResult(solver::ResultPtr result) {
   std::string id = NewRandomId();
   std::lock_guard lock(mu_);
@@ -189,8 +207,8 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
       return absl::OkStatus();
     }
     KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req->definition()));
-    ops::Worker worker{
-        .cache = options_.cache, .sessions = options_.sessions, .session_id = build->session_id()};
+    KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
+                                                             build->params().entitlements));
     bool no_cache = build->params().no_cache || req->frontendopt().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));

@@ -14,9 +14,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/context.h"
 #include "daemon/cache/manager.h"
+#include "daemon/ops/worker.h"
 #include "daemon/server/progress.h"
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
@@ -27,6 +29,19 @@ namespace kiln::server {
 
 inline constexpr char kBuildIdHeader[] = "buildkit-controlapi-buildid";
 
+// What every build's ops get from the daemon, and the entitlements the daemon allows
+// (buildkitd's --allow-insecure-entitlement).
+struct WorkerBase {
+  ops::Worker worker;  // cache, sessions, executor, cache mounts; no session id
+  std::vector<std::string> allowed_entitlements;
+};
+
+// The ops worker of one build: `base` with the build's session and the entitlements it asked
+// for that the daemon allows. Asking for one the daemon does not allow is an error naming it.
+[[nodiscard]] absl::StatusOr<ops::Worker> WorkerForBuild(
+    const WorkerBase& base, const std::string& session_id,
+    const std::vector<std::string>& requested_entitlements);
+
 // One gateway-driven build: the results its frontend produced and, once returned, the final one.
 class GatewayBuild {
  public:
@@ -35,6 +50,7 @@ class GatewayBuild {
     std::string session_id;
     std::map<std::string, pb::Definition> inputs;  // SolveRequest.FrontendInputs
     bool no_cache = false;                         // frontend attr "no-cache"
+    std::vector<std::string> entitlements;         // SolveRequest.Entitlements
   };
   GatewayBuild(Context ctx, Params params, std::shared_ptr<BuildProgress> progress)
       : ctx_(std::move(ctx)), params_(std::move(params)), progress_(std::move(progress)) {}
@@ -66,8 +82,7 @@ class GatewayBuild {
 class GatewayService final : public moby::buildkit::v1::frontend::LLBBridge::CallbackService {
  public:
   struct Options {
-    cache::Manager* cache = nullptr;
-    session::Manager* sessions = nullptr;
+    const WorkerBase* base = nullptr;
     solver::Solver* solver = nullptr;
     WorkerInfo* worker = nullptr;  // for Ping's worker list; may be null
   };

@@ -60,8 +60,9 @@ class ControlServiceTest : public ::testing::Test {
                       .labels = WorkerLabels("crun"),
                       .platforms = DetectPlatforms(),
                       .gc_policy = cache::DefaultGcPolicy(0, int64_t{100} << 30)};
+    base_.worker.cache = cache_.get();
     control_ = std::make_unique<ControlService>(ControlService::Options{
-        .cache = cache_.get(), .pool = &pool_, .progress = &progress_, .worker = worker});
+        .base = &base_, .pool = &pool_, .progress = &progress_, .worker = worker});
     socket_ = (root_ / "k.sock").string();
     auto srv = Server::Start(
         {.addresses = {"unix://" + socket_}, .services = {control_.get()}, .fallback = &fallback_});
@@ -81,6 +82,7 @@ class ControlServiceTest : public ::testing::Test {
   boost::asio::thread_pool pool_{2};
   ProgressRegistry progress_;
   std::unique_ptr<cache::Manager> cache_;
+  WorkerBase base_;
   std::unique_ptr<ControlService> control_;
   UnimplementedService fallback_;
   std::unique_ptr<Server> server_;
@@ -280,11 +282,11 @@ class GatewayTest : public ::testing::Test {
     solver_ = std::make_unique<solver::Solver>(solver::Solver::Options{
         .post = [this](std::function<void()> fn) { boost::asio::post(pool_, std::move(fn)); },
         .cache = store_.get()});
-    gateway_ = std::make_unique<GatewayService>(GatewayService::Options{
-        .cache = cache_.get(), .sessions = &sessions_, .solver = solver_.get()});
-    control_ = std::make_unique<ControlService>(ControlService::Options{.cache = cache_.get(),
+    base_.worker = {.cache = cache_.get(), .sessions = &sessions_};
+    gateway_ = std::make_unique<GatewayService>(
+        GatewayService::Options{.base = &base_, .solver = solver_.get()});
+    control_ = std::make_unique<ControlService>(ControlService::Options{.base = &base_,
                                                                         .pool = &pool_,
-                                                                        .sessions = &sessions_,
                                                                         .progress = &progress_,
                                                                         .solver = solver_.get(),
                                                                         .gateway = gateway_.get()});
@@ -330,6 +332,7 @@ class GatewayTest : public ::testing::Test {
   std::unique_ptr<cache::Manager> cache_;
   std::unique_ptr<ops::CacheStore> store_;
   std::unique_ptr<solver::Solver> solver_;
+  WorkerBase base_;
   std::unique_ptr<GatewayService> gateway_;
   std::unique_ptr<ControlService> control_;
   UnimplementedService fallback_;

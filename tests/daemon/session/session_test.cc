@@ -66,8 +66,9 @@ class SessionTest : public ::testing::Test {
     cache_ = std::move(*cache);
     sessions_ = std::make_unique<Manager>(
         Manager::Options{.health_interval = 50ms, .health_timeout = 2000ms});
-    control_ = std::make_unique<server::ControlService>(server::ControlService::Options{
-        .cache = cache_.get(), .pool = &pool_, .sessions = sessions_.get()});
+    base_.worker = {.cache = cache_.get(), .sessions = sessions_.get()};
+    control_ = std::make_unique<server::ControlService>(
+        server::ControlService::Options{.base = &base_, .pool = &pool_});
     auto srv = server::Server::Start(
         {.addresses = {"unix://" + (root_ / "k.sock").string()}, .services = {control_.get()}});
     ASSERT_THAT(srv, IsOk());
@@ -96,6 +97,7 @@ class SessionTest : public ::testing::Test {
   boost::asio::thread_pool pool_{2};
   std::unique_ptr<cache::Manager> cache_;
   std::unique_ptr<Manager> sessions_;
+  server::WorkerBase base_;
   std::unique_ptr<server::ControlService> control_;
   std::unique_ptr<server::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
