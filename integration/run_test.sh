@@ -115,7 +115,10 @@ run '{"steps":[{"run":"cat /proc/net/dev > /host.txt; hostname > /hn.txt; cat /e
 [ "$(tail -n +3 "$WORK/o9/host.txt" | wc -l)" -eq "$(tail -n +3 /proc/net/dev | wc -l)" ] || fail "default network is not the host's"
 [ "$(cat "$WORK/o9/hn.txt")" = buildkitsandbox ] || fail "hostname: $(cat "$WORK/o9/hn.txt")"
 assert_contains "$(cat "$WORK/o9/hosts.txt")" "10.1.2.3	db.internal" "extra hosts"
-pass "network none (loopback only), host network by default, hostname and extra hosts"
+run '{"steps":[{"run":"hostname > /hn2.txt; ulimit -n > /nofile.txt","hostname":"builder-1","ulimits":{"nofile":[123,456]}}]}' "$WORK/o9b" || fail "hostname/ulimit failed: $(cat "$WORK/progress")"
+[ "$(cat "$WORK/o9b/hn2.txt")" = builder-1 ] || fail "custom hostname: $(cat "$WORK/o9b/hn2.txt")"
+[ "$(cat "$WORK/o9b/nofile.txt")" = 123 ] || fail "ulimit nofile: $(cat "$WORK/o9b/nofile.txt")"
+pass "network none (loopback only), host network by default, hostname (default and custom), extra hosts, ulimits"
 
 # security.insecure needs the daemon's permission and the build's request
 run_fails '{"steps":[{"run":"true","security":"insecure"}]}'
@@ -139,6 +142,17 @@ if grep -rqaF "$secret" "$root" "$WORK/o10" "$WORK"/*.log "$WORK/progress"; then
   fail "the secret's bytes were found on disk: $(grep -rlaF "$secret" "$root" "$WORK/o10" "$WORK"/*.log "$WORK/progress")"
 fi
 pass "secrets as files (mode, owner) and env reach the step and appear in no file, result or log"
+
+run '{"steps":[{"args":["/bin/sh","-c","test -s /run/secrets/tok && echo ok > /default-target"],"secrets":[{"id":"tok"}]}]}' "$WORK/o10b" \
+  --secret id=tok,src="$WORK/secret.txt" || fail "secret with default target failed: $(cat "$WORK/progress")"
+[ "$(cat "$WORK/o10b/default-target")" = ok ] || fail "secret not at /run/secrets/tok"
+pass "a secret without a target is mounted at /run/secrets/ID"
+
+run '{"steps":[{"run":"yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 3000000"}]}' "$WORK/o10c" || fail "big output build failed"
+grep -q "output clipped, log limit 2MiB reached" "$WORK/progress" || fail "no log-limit notice: $(tail -5 "$WORK/progress")"
+streamed=$(grep xxxx "$WORK/progress" | wc -c)
+[ "$streamed" -le 2300000 ] && [ "$streamed" -ge 2000000 ] || fail "streamed $streamed bytes of 3 MB output (want about 2 MiB)"
+pass "step output in the progress stream is capped at 2 MiB"
 
 run_fails '{"steps":[{"run":"true","secrets":[{"id":"missing","target":"/s"}]}]}'
 assert_contains "$(cat "$WORK/progress")" "secret missing not found" "missing secret"
@@ -224,7 +238,8 @@ pass "after a crash mid-RUN, the restarted daemon kills the orphan and cleans up
 # --- runc works the same
 stop_kilnd "$KILND_PID"
 if command -v runc >/dev/null; then
-  start_kilnd runc --root "$root" --addr "$sock" --oci-worker-binary runc
+  start_kilnd runc --root "$root" --addr "$sock" --oci-worker-binary runc \
+    --allow-insecure-entitlement security.insecure
   run '{"steps":[{"run":"id -u > /tmp/u; cat /proc/net/dev > /tmp/n","user":"kiln","network":"none","name":"runc step"}]}' "$WORK/o14" ||
     fail "runc build failed: $(cat "$WORK/progress")"
   [ "$(cat "$WORK/o14/tmp/u")" = 1000 ] || fail "runc user"
@@ -232,4 +247,8 @@ if command -v runc >/dev/null; then
   assert_contains "$(cat "$WORK/progress")" "exit code: 4" "runc exit code"
   no_stray_state
   pass "runc runs steps too"
+  run '{"steps":[{"run":"grep CapEff /proc/self/status > /insecure.txt; grep CapEff /proc/self/status > /dev/null","security":"insecure"},{"run":"grep CapEff /proc/self/status > /sandbox.txt"}]}' "$WORK/o16" --allow security.insecure ||
+    fail "insecure build failed: $(cat "$WORK/progress")"
+  [ "$(cat "$WORK/o16/insecure.txt")" != "$(cat "$WORK/o16/sandbox.txt")" ] || fail "insecure step had the sandbox's capabilities"
+  pass "security.insecure runs with more capabilities when the daemon and the build allow it"
 fi

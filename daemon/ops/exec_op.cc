@@ -261,7 +261,9 @@ absl::StatusOr<std::vector<solver::ResultPtr>> ExecOp::Exec(
       root = std::move(layer);
       continue;
     }
-    if (m.dest().empty() || m.dest()[0] != '/') {
+    // Secrets and agents have default places; everything else needs an absolute target.
+    bool defaulted = m.dest().empty() && (m.mounttype() == pb::SECRET || m.mounttype() == pb::SSH);
+    if (!defaulted && (m.dest().empty() || m.dest()[0] != '/')) {
       return absl::InvalidArgumentError(
           absl::StrCat("mount destination must be absolute: \"", m.dest(), "\""));
     }
@@ -327,7 +329,8 @@ absl::StatusOr<std::vector<solver::ResultPtr>> ExecOp::Exec(
         fs::path file = t->NewPath("secret-");
         KILN_RETURN_IF_ERROR(
             WriteSecretFile(file, *value, so.uid(), so.gid(), so.mode() == 0 ? 0400 : so.mode()));
-        mounts.push_back({m.dest(), "bind", file.string(), {"rbind", "ro"}});
+        std::string dest = m.dest().empty() ? absl::StrCat("/run/secrets/", so.id()) : m.dest();
+        mounts.push_back({dest, "bind", file.string(), {"rbind", "ro"}});
         break;
       }
       case pb::SSH: {

@@ -111,6 +111,8 @@ int Run(const json& spec) {
       sm.id = m.at("id");
       if (m.contains("target")) sm.target = m["target"].get<std::string>();
       if (m.contains("env")) sm.env = m["env"].get<std::string>();
+      // Like the Dockerfile frontend: a secret with neither is a file in /run/secrets.
+      if (!sm.target && !sm.env) sm.target = "/run/secrets/" + sm.id;
       sm.mode = m.value("mode", 0400u);
       sm.uid = m.value("uid", 0u);
       sm.gid = m.value("gid", 0u);
