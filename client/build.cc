@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/auth.h"
 #include "client/filesync.h"
 #include "client/progress.h"
 #include "client/secrets.h"
@@ -95,6 +96,9 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   FileSyncService filesync(locals);
   FileSendService filesend(targets);
   SecretsService secrets(*secret_specs);
+  auto docker_config = DockerConfig::LoadDefault();
+  if (!docker_config.ok()) return Fail(std::string(docker_config.status().message()));
+  AuthService auth(*std::move(docker_config));
   std::unique_ptr<SSHService> ssh;
   if (!ssh_specs->empty()) {
     auto created = SSHService::Create(*ssh_specs);
@@ -107,7 +111,8 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   sopts.services = {{&health, "grpc.health.v1.Health"},
                     {&filesync, "moby.filesync.v1.FileSync"},
                     {&filesend, "moby.filesync.v1.FileSend"},
-                    {&secrets, "moby.buildkit.secrets.v1.Secrets"}};
+                    {&secrets, "moby.buildkit.secrets.v1.Secrets"},
+                    {&auth, "moby.filesync.v1.Auth"}};
   if (ssh) sopts.services.emplace_back(ssh.get(), "moby.sshforward.v1.SSH");
   auto session = SessionServer::Start(conn->channel, std::move(sopts));
   if (!session.ok()) return Fail(std::string(session.status().message()));
