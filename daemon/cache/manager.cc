@@ -469,37 +469,49 @@ absl::StatusOr<ImmutableRef> Manager::Diff(const ImmutableRef* lower, const Immu
   // nodes, which must not pass through an overlay mount), then committed like any other.
   KILN_ASSIGN_OR_RETURN(snapshot::MountPtr lower_view, lower->Mount());
   KILN_ASSIGN_OR_RETURN(snapshot::MountPtr upper_view, upper.Mount());
+  return ImportLayer(
+      nullptr,
+      [&](const fs::path& layer) {
+        return snapshot::ComputeDiff(lower_view->root(), upper_view->root(), layer);
+      },
+      kTypeRegular, description);
+}
+
+absl::StatusOr<ImmutableRef> Manager::ImportLayer(const ImmutableRef* parent,
+                                                  const LayerFillFn& fill,
+                                                  const std::string& record_type,
+                                                  const std::string& description) {
   std::string id = NewId();
   fs::path dir = SnapshotDir(id);
   KILN_RETURN_IF_ERROR(util::EnsureDir(dir / "fs", 0755));
-  absl::Status st = snapshot::ComputeDiff(lower_view->root(), upper_view->root(), dir / "fs");
-  lower_view.reset();
-  upper_view.reset();
+  absl::Status st = fill(dir / "fs");
   if (st.ok()) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || ::syncfs(fd) != 0)
       st = ErrnoToStatus(errno, absl::StrCat("syncfs ", dir.string()));
     if (fd >= 0) ::close(fd);
   }
-  int64_t size = 0;
+  std::vector<std::string> parents = parent ? parent->stack() : std::vector<std::string>{};
   if (st.ok()) {
     auto measured = util::DiskUsageBytes(dir / "fs");
-    if (measured.ok()) size = *measured;
+    int64_t size = measured.ok() ? *measured : 0;
     int64_t now = options_.now_ns();
     st = store_->Put(Record{.id = id,
-                            .record_type = kTypeRegular,
+                            .record_type = record_type,
                             .description = description,
                             .size = size,
                             .created_at_ns = now,
                             .last_used_at_ns = now,
-                            .usage_count = 1});
+                            .usage_count = 1,
+                            .parents = parents});
   }
   if (!st.ok()) {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    return Annotate(st, "diff");
+    return st;
   }
-  return ImmutableRef(this, id, {id});
+  parents.push_back(id);
+  return ImmutableRef(this, id, std::move(parents));
 }
 
 absl::Status Manager::SaveCacheKey(const std::string& key,

@@ -137,6 +137,17 @@ class Manager {
                                                   const ImmutableRef& upper,
                                                   const std::string& description);
 
+  // A record whose layer `fill` writes directly, in overlay upperdir form (whiteouts as 0:0
+  // character devices, opaque directories marked), on top of `parent` (null = nothing): for
+  // image layers unpacked from tarballs and computed diffs, which must not pass through an
+  // overlay mount. The layer reaches the disk before the record is committed; on failure
+  // nothing is left.
+  using LayerFillFn = std::function<absl::Status(const std::filesystem::path& layer_dir)>;
+  [[nodiscard]] absl::StatusOr<ImmutableRef> ImportLayer(const ImmutableRef* parent,
+                                                         const LayerFillFn& fill,
+                                                         const std::string& record_type,
+                                                         const std::string& description);
+
   // Cache keys: `key` → one record per output.
   [[nodiscard]] absl::Status SaveCacheKey(const std::string& key,
                                           const std::vector<const ImmutableRef*>& outputs);

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
@@ -323,6 +325,40 @@ TEST_F(RefsTest, DiffOfUnrelatedTreesAppliesOntoAnotherTree) {
   EXPECT_EQ(ReadAll((*view)->root() / "new"), "N");
   EXPECT_EQ(ReadAll((*view)->root() / "other"), "O");
   EXPECT_FALSE(fs::exists((*view)->root() / "same"));
+}
+
+TEST_F(RefsTest, ImportedLayersStackWithWhiteoutsAndFailuresLeaveNothing) {
+  ImmutableRef base = Layer(nullptr, "gone", "G");
+  auto imported = manager_->ImportLayer(
+      &base,
+      [](const fs::path& layer) {
+        std::ofstream(layer / "added") << "A";
+        // An overlay whiteout: a 0:0 character device hides "gone" below.
+        if (::mknod((layer / "gone").c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0) {
+          return absl::InternalError("mknod");
+        }
+        return absl::OkStatus();
+      },
+      kTypeRegular, "image layer");
+  ASSERT_THAT(imported, IsOk());
+  EXPECT_EQ(imported->stack(), (std::vector<std::string>{base.id(), imported->id()}));
+  auto view = imported->Mount();
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(ReadAll((*view)->root() / "added"), "A");
+  EXPECT_FALSE(fs::exists((*view)->root() / "gone"));
+  view->reset();
+
+  auto failed = manager_->ImportLayer(
+      nullptr,
+      [](const fs::path& layer) {
+        std::ofstream(layer / "half") << "x";
+        return absl::DataLossError("truncated layer");
+      },
+      kTypeRegular, "broken");
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
+  auto du = manager_->DiskUsage({});
+  ASSERT_THAT(du, IsOk());
+  EXPECT_EQ(du->size(), 2u);  // base and the imported layer only
 }
 
 TEST_F(RefsTest, DeepStacksAreFlattened) {
