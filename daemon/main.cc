@@ -18,6 +18,7 @@
 #include "boost/asio/thread_pool.hpp"
 #include "daemon/cache/manager.h"
 #include "daemon/config/config.h"
+#include "daemon/content/store.h"
 #include "daemon/executor/executor.h"
 #include "daemon/ops/cache_mounts.h"
 #include "daemon/ops/worker.h"
@@ -155,6 +156,8 @@ int Run(const Flags& flags, const CLI::App& app) {
   if (!cache.ok()) return Fail(Annotate(cache.status(), "open build cache"));
 
   ops::CacheMounts cache_mounts(root / "cache-mounts");
+  auto blobs = content::Store::Open(root / "content");
+  if (!blobs.ok()) return Fail(Annotate(blobs.status(), "content store"));
 
   server::WorkerInfo worker;
   auto worker_id = server::LoadOrCreateWorkerId(root);
@@ -181,8 +184,10 @@ int Run(const Flags& flags, const CLI::App& app) {
   server::WorkerBase base{.worker = {.cache = cache->get(),
                                      .sessions = &sessions,
                                      .executor = exec.get(),
-                                     .cache_mounts = &cache_mounts},
-                          .allowed_entitlements = cfg.insecure_entitlements};
+                                     .cache_mounts = &cache_mounts,
+                                     .content = blobs->get()},
+                          .allowed_entitlements = cfg.insecure_entitlements,
+                          .registry_hosts = cfg.registries};
   server::GatewayService gateway({.base = &base, .solver = &solver, .worker = &worker});
   server::ControlService control({.base = &base,
                                   .pool = &pool,

@@ -94,3 +94,40 @@ kiln:x:1000:
 extra:x:1001:kiln
 GROUP
 }
+
+# start_registry NAME: a real docker-registry (distribution v2) on 127.0.0.1 at a free port,
+# storage in $WORK/NAME-storage, log in $WORK/NAME.log. Sets REGISTRY (host:port) and
+# REGISTRY_PID. Skips the test when the package is missing.
+start_registry() {
+  local name=$1
+  command -v docker-registry >/dev/null || skip "docker-registry is not installed"
+  local port log="$WORK/$name.log"
+  for _ in $(seq 20); do
+    port=$((20000 + RANDOM % 20000))
+    cat >"$WORK/$name.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $WORK/$name-storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+YML
+    docker-registry serve "$WORK/$name.yml" >"$log" 2>&1 &
+    REGISTRY_PID=$!
+    PIDS+=("$REGISTRY_PID")
+    for _ in $(seq 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        REGISTRY="127.0.0.1:$port"
+        return 0
+      fi
+      kill -0 "$REGISTRY_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$REGISTRY_PID" 2>/dev/null || true
+  done
+  fail "docker-registry did not start: $(tail -5 "$log")"
+}

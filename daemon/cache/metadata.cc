@@ -10,7 +10,7 @@
 namespace kiln::cache {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS records (
@@ -34,6 +34,10 @@ CREATE INDEX IF NOT EXISTS cache_keys_record ON cache_keys(record_id);
 CREATE TABLE IF NOT EXISTS heads (
   name       TEXT PRIMARY KEY,
   record_id  TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS named_values (
+  name   TEXT PRIMARY KEY,
+  value  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS record_parents (
   id      TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
@@ -281,6 +285,24 @@ absl::Status MetadataStore::SetHead(const std::string& name, const std::string& 
   KILN_RETURN_IF_ERROR(s.status());
   s.Bind(1, name).Bind(2, record_id);
   return s.Step().status();
+}
+
+absl::Status MetadataStore::SetValue(const std::string& name, const std::string& value) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO named_values (name, value) VALUES (?,?)");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, name).Bind(2, value);
+  return s.Step().status();
+}
+
+absl::StatusOr<std::optional<std::string>> MetadataStore::GetValue(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT value FROM named_values WHERE name = ?");
+  KILN_RETURN_IF_ERROR(s.status());
+  s.Bind(1, name);
+  KILN_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.Text(0));
 }
 
 absl::StatusOr<std::optional<std::string>> MetadataStore::GetHead(const std::string& name) {

@@ -65,6 +65,9 @@ class MetadataStore {
   // disappears with its record.
   [[nodiscard]] absl::Status SetHead(const std::string& name, const std::string& record_id);
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetHead(const std::string& name);
+  // Small named values not tied to a record (e.g. what an image tag last resolved to).
+  [[nodiscard]] absl::Status SetValue(const std::string& name, const std::string& value);
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> GetValue(const std::string& name);
   // Marks a record used now.
   [[nodiscard]] absl::Status Touch(const std::string& id, int64_t now_ns);
   // Stores a measured size.

@@ -10,6 +10,7 @@
 #include "daemon/ops/diff_op.h"
 #include "daemon/ops/exec_op.h"
 #include "daemon/ops/file_op.h"
+#include "daemon/ops/image_source.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
 #include "llb/marshal.h"
@@ -80,6 +81,16 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
           KILN_ASSIGN_OR_RETURN(LocalSourceAttrs attrs,
                                 ParseLocalSource(id, op.op.source().attrs()));
           v->op = std::make_shared<LocalSourceOp>(worker, std::move(attrs));
+        } else if (absl::StartsWith(id, "docker-image://")) {
+          std::optional<llb::Platform> platform;
+          if (op.op.has_platform()) {
+            const pb::Platform& p = op.op.platform();
+            platform = llb::NormalizePlatform(
+                {.os = p.os(), .architecture = p.architecture(), .variant = p.variant()});
+          }
+          KILN_ASSIGN_OR_RETURN(ImageSourceAttrs attrs,
+                                ParseImageSource(id, op.op.source().attrs(), platform));
+          v->op = std::make_shared<ImageSourceOp>(worker, std::move(attrs));
         } else {
           return Unsupported(op, absl::StrCat("source ", id));
         }

@@ -9,8 +9,10 @@
 
 #include "base/context.h"
 #include "daemon/cache/manager.h"
+#include "daemon/content/store.h"
 #include "daemon/executor/executor.h"
 #include "daemon/ops/cache_mounts.h"
+#include "daemon/registry/registry.h"
 #include "daemon/session/manager.h"
 #include "daemon/solver/types.h"
 #include "fsutil/index.h"
@@ -45,6 +47,9 @@ struct Worker {
   // the persistent RUN --mount=type=cache directories.
   executor::Executor* executor = nullptr;
   CacheMounts* cache_mounts = nullptr;
+  // For images: blobs, and the registry as this build's client may authenticate to it.
+  content::Store* content = nullptr;
+  std::shared_ptr<registry::Registry> registry;
   // Entitlements granted to this build: asked for in the request and allowed by the daemon.
   bool allow_insecure = false;      // security.insecure
   bool allow_network_host = false;  // network.host

@@ -5,9 +5,12 @@
 #include "absl/strings/str_cat.h"
 #include "base/ids.h"
 #include "base/status.h"
+#include "daemon/ops/image_source.h"
 #include "daemon/ops/read_ref.h"
 #include "daemon/ops/vertices.h"
+#include "daemon/registry/client.h"
 #include "daemon/server/control_service.h"
+#include "daemon/session/auth.h"
 #include "daemon/util/logging.h"
 #include "llb/load.h"
 
@@ -25,6 +28,9 @@ constexpr const char* kFrontendCaps[] = {
 };
 // LLB capabilities of the ops this daemon runs (solver/pb/caps.go).
 constexpr const char* kLlbCaps[] = {
+    "source.image",
+    "source.image.resolvemode",
+    "source.image.layerlimit",
     "source.local",
     "source.local.unique",
     "source.local.sessionid",
@@ -105,6 +111,28 @@ absl::StatusOr<ops::Worker> WorkerForBuild(const WorkerBase& base, const std::st
     }
     if (e == "security.insecure") w.allow_insecure = true;
     if (e == "network.host") w.allow_network_host = true;
+  }
+  if (w.content != nullptr) {
+    // One registry client per build: it authenticates with what this build's client serves.
+    session::Manager* sessions = w.sessions;
+    auto credentials =
+        [sessions, session_id](const std::string& host) -> absl::StatusOr<registry::Credentials> {
+      registry::Credentials out;
+      if (sessions == nullptr || session_id.empty()) return out;
+      auto s = sessions->Get(Context(), session_id, std::chrono::milliseconds(5000));
+      if (!s.ok()) return out;  // the client left: anonymous
+      KILN_ASSIGN_OR_RETURN(session::RegistryCredentials c,
+                            session::GetRegistryCredentials(Context(), **s, host));
+      if (c.username.empty() && !c.secret.empty()) {
+        out.identity_token = c.secret;
+      } else {
+        out.username = c.username;
+        out.secret = c.secret;
+      }
+      return out;
+    };
+    w.registry = std::make_shared<registry::Client>(
+        registry::Client::Options{.hosts = base.registry_hosts, .credentials = credentials});
   }
   return w;
 }
@@ -280,10 +308,29 @@ grpc::ServerUnaryReactor* GatewayService::Warn(grpc::CallbackServerContext* ctx,
   return Finish(ctx, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* GatewayService::ResolveImageConfig(grpc::CallbackServerContext* ctx,
-                                                             const gw::ResolveImageConfigRequest*,
-                                                             gw::ResolveImageConfigResponse*) {
-  return Finish(ctx, NotYet("ResolveImageConfig"));
+grpc::ServerUnaryReactor* GatewayService::ResolveImageConfig(
+    grpc::CallbackServerContext* ctx, const gw::ResolveImageConfigRequest* req,
+    gw::ResolveImageConfigResponse* resp) {
+  return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
+    KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
+    KILN_ASSIGN_OR_RETURN(
+        ops::Worker worker,
+        WorkerForBuild(*options_.base,
+                       req->sessionid().empty() ? build->session_id() : req->sessionid(),
+                       build->params().entitlements));
+    ops::ImageSourceAttrs attrs{.ref = req->ref(), .resolve_mode = req->resolvemode()};
+    if (req->has_platform()) {
+      attrs.platform = llb::NormalizePlatform({.os = req->platform().os(),
+                                               .architecture = req->platform().architecture(),
+                                               .variant = req->platform().variant()});
+    }
+    if (attrs.resolve_mode.empty()) attrs.resolve_mode = "default";
+    KILN_ASSIGN_OR_RETURN(ops::ResolvedImage image, ops::ResolveImage(build->ctx(), worker, attrs));
+    resp->set_digest(image.digest);
+    resp->set_config(image.config);
+    resp->set_ref(image.ref);
+    return absl::OkStatus();
+  });
 }
 grpc::ServerUnaryReactor* GatewayService::ResolveSourceMeta(grpc::CallbackServerContext* ctx,
                                                             const gw::ResolveSourceMetaRequest*,

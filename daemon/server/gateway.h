@@ -18,6 +18,7 @@
 
 #include "base/context.h"
 #include "daemon/cache/manager.h"
+#include "daemon/config/config.h"
 #include "daemon/ops/worker.h"
 #include "daemon/server/progress.h"
 #include "daemon/server/worker_info.h"
@@ -32,8 +33,9 @@ inline constexpr char kBuildIdHeader[] = "buildkit-controlapi-buildid";
 // What every build's ops get from the daemon, and the entitlements the daemon allows
 // (buildkitd's --allow-insecure-entitlement).
 struct WorkerBase {
-  ops::Worker worker;  // cache, sessions, executor, cache mounts; no session id
+  ops::Worker worker;  // cache, sessions, executor, cache mounts, content; no session id
   std::vector<std::string> allowed_entitlements;
+  std::map<std::string, config::RegistryConfig> registry_hosts;  // [registry."host"] config
 };
 
 // The ops worker of one build: `base` with the build's session and the entitlements it asked

@@ -3,6 +3,7 @@
 //
 //   make-busybox-image --out /tmp/busybox-layout                 # OCI layout directory
 //   make-busybox-image --out busybox.tar --format oci-archive    # or docker-archive
+//   make-busybox-image --push 127.0.0.1:5000/library/busybox:latest   # seed a registry
 //
 // The rootfs is /bin/busybox with a symlink per applet, /etc/passwd, /etc/group, /root and
 // /tmp (1777); the config runs `sh` with the usual PATH, for linux/amd64. All times are the
@@ -30,6 +31,8 @@
 #include "daemon/image/archive.h"
 #include "daemon/image/layer.h"
 #include "daemon/image/spec.h"
+#include "daemon/registry/client.h"
+#include "daemon/registry/reference.h"
 
 namespace fs = std::filesystem;
 using namespace kiln;
@@ -44,6 +47,7 @@ struct Flags {
   std::string compression = "gzip";
   bool oci_media_types = true;
   int64_t epoch = 0;
+  std::vector<std::string> push;  // references to push the image to (a registry)
 };
 
 absl::StatusOr<std::vector<std::string>> Applets(const std::string& busybox) {
@@ -144,6 +148,23 @@ absl::StatusOr<std::string> Build(const Flags& flags, const fs::path& work) {
   ao.root = image::DescriptorOf(image::ManifestMediaType(flags.oci_media_types), manifest);
   ao.names = flags.names;
 
+  if (!flags.push.empty()) {
+    // Seeds a registry: the layer and config blobs, then the manifest under each reference.
+    registry::Client client({.hosts = {}});
+    for (const std::string& target : flags.push) {
+      KILN_ASSIGN_OR_RETURN(registry::Reference ref, registry::ParseReference(target));
+      for (const image::Descriptor& d : {layer_desc, config_desc}) {
+        KILN_RETURN_IF_ERROR(client.PushBlob(
+            ctx, ref,
+            registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
+            *store));
+      }
+      KILN_RETURN_IF_ERROR(
+          client.PushManifest(ctx, ref, image::ManifestMediaType(flags.oci_media_types), manifest)
+              .status());
+    }
+    if (flags.out.empty()) return ao.root.digest;
+  }
   if (flags.format == "layout") {
     KILN_RETURN_IF_ERROR(image::WriteOciLayout(ctx, *store, ao, flags.out));
   } else {
@@ -163,7 +184,9 @@ absl::StatusOr<std::string> Build(const Flags& flags, const fs::path& work) {
 int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"Builds a busybox OCI image offline from the busybox-static binary."};
-  app.add_option("--out", flags.out, "output: a directory (layout) or a tar file")->required();
+  app.add_option("--out", flags.out, "output: a directory (layout) or a tar file");
+  app.add_option("--push", flags.push,
+                 "push the image to this reference, e.g. 127.0.0.1:5000/library/busybox:latest");
   app.add_option("--format", flags.format, "layout | oci-archive | docker-archive")
       ->check(CLI::IsMember({"layout", "oci-archive", "docker-archive"}));
   app.add_option("--busybox", flags.busybox, "the static busybox binary");
@@ -173,6 +196,10 @@ int main(int argc, char** argv) {
   app.add_flag("!--docker-mediatypes", flags.oci_media_types,
                "Docker schema2 media types instead of OCI");
   CLI11_PARSE(app, argc, argv);
+  if (flags.out.empty() && flags.push.empty()) {
+    std::cerr << "make-busybox-image: give --out, --push or both\n";
+    return 2;
+  }
 
   char tmpl[] = "/tmp/make-busybox-image.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) {

@@ -4,6 +4,7 @@
 //   run-llb spec.json | kiln build --local rootfs=ROOTFS --output type=local,dest=OUT
 //
 //   {"base": "rootfs",                      local source copied in as the root filesystem
+//    "image": "busybox",                    or an image as the root filesystem
 //    "steps": [{"run": "echo hi > /x",      each step: sh -c RUN on the previous root
 //               "args": ["/bin/true"],      (or exact argv instead of "run")
 //               "env": {"A": "1"}, "cwd": "/w", "user": "nobody", "hostname": "h",
@@ -48,9 +49,13 @@ pb::CacheSharingOpt Sharing(const std::string& s) {
 
 int Run(const json& spec) {
   const std::string base_name = spec.value("base", "rootfs");
-  State base = Scratch().File(
-      Copy(Local(base_name), "/", "/", {.copy_dir_contents_only = true, .create_dest_path = true}),
-      {.custom_name = "copy " + base_name});
+  // "image": an image reference as the base instead of a local directory.
+  State base =
+      spec.contains("image")
+          ? Image(spec["image"].get<std::string>())
+          : Scratch().File(Copy(Local(base_name), "/", "/",
+                                {.copy_dir_contents_only = true, .create_dest_path = true}),
+                           {.custom_name = "copy " + base_name});
   std::vector<ExecState> steps;
   State cur = base;
   auto state_named = [&](const std::string& name) -> State {

@@ -155,6 +155,18 @@ TEST_F(ManagerTest, OpenSweepsSnapshotsWithoutRecords) {
   EXPECT_TRUE(fs::exists(manager_->SnapshotDir("kept")));
 }
 
+TEST_F(ManagerTest, NamedValuesPersistAndReplace) {
+  ASSERT_THAT(manager_->store().SetValue("image-resolve\nx", "sha256:a sha256:b"), IsOk());
+  ASSERT_THAT(manager_->store().SetValue("image-resolve\nx", "sha256:c sha256:d"), IsOk());
+  Reopen();
+  auto v = manager_->store().GetValue("image-resolve\nx");
+  ASSERT_THAT(v, IsOk());
+  EXPECT_EQ(*v, std::optional<std::string>("sha256:c sha256:d"));
+  auto none = manager_->store().GetValue("other");
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(*none, std::nullopt);
+}
+
 TEST_F(ManagerTest, DefaultGcPolicyMatchesBuildkit) {
   auto p = DefaultGcPolicy(0, int64_t{100} << 30);
   ASSERT_EQ(p.size(), 4u);

@@ -11,8 +11,12 @@
 #include <boost/asio/post.hpp>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "daemon/cache/manager.h"
+#include "daemon/content/store.h"
 #include "daemon/ops/worker.h"
+#include "daemon/registry/client.h"
+#include "daemon/registry/reference.h"
 #include "daemon/server/control_service.h"
 #include "daemon/server/gateway.h"
 #include "daemon/server/server.h"
@@ -20,6 +24,7 @@
 #include "llb/llb.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 #include "proto/moby/buildkit/v1/frontend/gateway.grpc.pb.h"
+#include "tests/daemon/registry/registry_fixture.h"
 #include "tests/testutil/status_matchers.h"
 
 namespace kiln::server {
@@ -282,7 +287,10 @@ class GatewayTest : public ::testing::Test {
     solver_ = std::make_unique<solver::Solver>(solver::Solver::Options{
         .post = [this](std::function<void()> fn) { boost::asio::post(pool_, std::move(fn)); },
         .cache = store_.get()});
-    base_.worker = {.cache = cache_.get(), .sessions = &sessions_};
+    auto content = content::Store::Open(root_ / "content");
+    ASSERT_THAT(content, IsOk());
+    content_ = std::move(*content);
+    base_.worker = {.cache = cache_.get(), .sessions = &sessions_, .content = content_.get()};
     gateway_ = std::make_unique<GatewayService>(
         GatewayService::Options{.base = &base_, .solver = solver_.get()});
     control_ = std::make_unique<ControlService>(ControlService::Options{.base = &base_,
@@ -332,6 +340,7 @@ class GatewayTest : public ::testing::Test {
   std::unique_ptr<cache::Manager> cache_;
   std::unique_ptr<ops::CacheStore> store_;
   std::unique_ptr<solver::Solver> solver_;
+  std::unique_ptr<content::Store> content_;
   WorkerBase base_;
   std::unique_ptr<GatewayService> gateway_;
   std::unique_ptr<ControlService> control_;
@@ -422,6 +431,53 @@ TEST_F(GatewayTest, SolveReadAndReturn) {
   ASSERT_TRUE(bridge_->Return(Ctx("b1").get(), ret, &rresp).ok());
   grpc::Status done = Wait();
   EXPECT_TRUE(done.ok()) << done.error_message();
+}
+
+TEST_F(GatewayTest, ResolveImageConfigFromARealRegistry) {
+  auto reg = kiln::testing::RegistryProcess::Start();
+  ASSERT_THAT(reg, IsOk());
+  // An image with a config and no layers, pushed with our registry client.
+  const std::string config =
+      R"({"architecture":"amd64","os":"linux","config":{"Env":["GREETING=hi"],"Cmd":["sh"]},)"
+      R"("rootfs":{"type":"layers","diff_ids":[]}})";
+  auto config_digest = content_->Put(config);
+  ASSERT_THAT(config_digest, IsOk());
+  const std::string manifest = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)",
+      R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
+      *config_digest, R"(","size":)", config.size(), R"(},"layers":[]})");
+  registry::Client client({});
+  auto ref = registry::ParseReference((*reg)->host() + "/test/img:v1");
+  ASSERT_THAT(ref, IsOk());
+  ASSERT_THAT(client.PushBlob(Context(), *ref,
+                              {.media_type = "application/vnd.oci.image.config.v1+json",
+                               .digest = *config_digest,
+                               .size = static_cast<int64_t>(config.size())},
+                              *content_),
+              IsOk());
+  auto pushed =
+      client.PushManifest(Context(), *ref, "application/vnd.oci.image.manifest.v1+json", manifest);
+  ASSERT_THAT(pushed, IsOk());
+
+  StartBuild("b3");
+  gw::ResolveImageConfigRequest req;
+  req.set_ref((*reg)->host() + "/test/img:v1");
+  gw::ResolveImageConfigResponse resp;
+  grpc::Status st = bridge_->ResolveImageConfig(Ctx("b3").get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.digest(), *pushed);
+  EXPECT_EQ(resp.config(), config);
+  EXPECT_EQ(resp.ref(), (*reg)->host() + "/test/img:v1");
+
+  req.set_ref((*reg)->host() + "/test/nosuch:v1");
+  st = bridge_->ResolveImageConfig(Ctx("b3").get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), HasSubstr("nosuch"));
+
+  gw::ReturnRequest ret;
+  gw::ReturnResponse rresp;
+  ASSERT_TRUE(bridge_->Return(Ctx("b3").get(), ret, &rresp).ok());
+  EXPECT_TRUE(Wait().ok());
 }
 
 TEST_F(GatewayTest, FrontendErrorFailsTheBuild) {
