@@ -107,6 +107,7 @@ class WriterImpl : public Writer {
   absl::Status Write(std::string_view data) override;
   absl::Status Truncate() override;
   absl::Status Commit() override;
+  std::string digest() const override { return expected_digest_; }
 
  private:
   void Close();
@@ -276,9 +277,12 @@ absl::StatusOr<std::unique_ptr<Writer>> StoreImpl::OpenWriter(const Context& ctx
                                                               const std::string& key,
                                                               const std::string& expected_digest,
                                                               int64_t expected_size) {
-  KILN_RETURN_IF_ERROR(CheckDigest(expected_digest));
+  // An empty digest: content whose digest is learnt while writing it (a layer being
+  // compressed); Commit publishes it under the digest it computed.
+  const bool known = !expected_digest.empty();
+  if (known) KILN_RETURN_IF_ERROR(CheckDigest(expected_digest));
   if (key.empty()) return absl::InvalidArgumentError("empty content ingest key");
-  if (Has(expected_digest)) {
+  if (known && Has(expected_digest)) {
     return absl::AlreadyExistsError(absl::StrCat("blob ", expected_digest, " already exists"));
   }
   const std::string name = IngestName(key);
@@ -296,7 +300,7 @@ absl::StatusOr<std::unique_ptr<Writer>> StoreImpl::OpenWriter(const Context& ctx
     return st;
   };
   // The previous holder may have committed the very blob we want.
-  if (Has(expected_digest)) {
+  if (known && Has(expected_digest)) {
     return fail(
         absl::AlreadyExistsError(absl::StrCat("blob ", expected_digest, " already exists")));
   }
@@ -305,7 +309,7 @@ absl::StatusOr<std::unique_ptr<Writer>> StoreImpl::OpenWriter(const Context& ctx
   const fs::path ref_path = dir / "ref";
   const std::string ref = absl::StrCat(key, "\n", expected_digest, "\n");
   bool resume = false;
-  if (auto old = util::ReadFile(ref_path); old.ok() && *old == ref) resume = true;
+  if (auto old = util::ReadFile(ref_path); known && old.ok() && *old == ref) resume = true;
   if (!resume) {
     if (::unlink(data_path.c_str()) != 0 && errno != ENOENT) {
       return fail(ErrnoToStatus(errno, absl::StrCat("remove ", data_path.string())));
@@ -379,7 +383,14 @@ absl::Status WriterImpl::Commit() {
         absl::StrCat("content size mismatch for ", expected_digest_, ": expected ", expected_size_,
                      " bytes, got ", offset_, " (digest ", got, ")"));
   }
-  if (got != expected_digest_) {
+  if (expected_digest_.empty()) {
+    expected_digest_ = got;  // learnt while writing
+    if (store_->Has(got)) {  // someone stored the same bytes meanwhile
+      RemoveIngest();
+      Close();
+      return absl::OkStatus();
+    }
+  } else if (got != expected_digest_) {
     RemoveIngest();
     Close();
     return absl::FailedPreconditionError(

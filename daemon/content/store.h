@@ -6,7 +6,8 @@
 // writer with the same key resumes from where it stopped. Thread-safe: concurrent writers of
 // the same key are serialized (the second waits for the first to commit or abort).
 //
-//   KILN_ASSIGN_OR_RETURN(auto w, store.OpenWriter(ctx, "pull-" + desc.digest, desc.digest, desc.size));
+//   KILN_ASSIGN_OR_RETURN(auto w, store.OpenWriter(ctx, "pull-" + desc.digest, desc.digest,
+//   desc.size));
 //   // w->offset() bytes are already there: ask the server for the rest (Range).
 //   KILN_RETURN_IF_ERROR(w->Write(chunk));
 //   KILN_RETURN_IF_ERROR(w->Commit());   // verifies digest and size, then renames into blobs/
@@ -36,8 +37,11 @@ class Writer {
   // Drops what was written so far (e.g. the server ignored a Range request).
   [[nodiscard]] virtual absl::Status Truncate() = 0;
   // Verifies size and digest, fsyncs and publishes the blob. A mismatch is
-  // FAILED_PRECONDITION naming both digests, and the partial data is deleted.
+  // FAILED_PRECONDITION naming both digests, and the partial data is deleted. A writer opened
+  // without a digest publishes under the digest of what was written.
   [[nodiscard]] virtual absl::Status Commit() = 0;
+  // The blob's digest: the expected one, or (without one) what Commit computed.
+  virtual std::string digest() const = 0;
 };
 
 class Store {
@@ -59,7 +63,9 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<std::string> Put(
       std::string_view data, std::optional<std::string> expected_digest = std::nullopt) = 0;
   // A writer for the blob `expected_digest` (of `expected_size` bytes, -1 if unknown), resuming
-  // the partial data of an earlier writer with the same `key`. Waits (while `ctx` lives) if
+  // the partial data of an earlier writer with the same `key`. An empty `expected_digest`
+  // means "not known until written" (e.g. a layer being compressed): no resumption, and
+  // Commit publishes under the computed digest. Waits (while `ctx` lives) if
   // another writer holds `key`. When the blob already exists, ALREADY_EXISTS.
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<Writer>> OpenWriter(
       const Context& ctx, const std::string& key, const std::string& expected_digest,

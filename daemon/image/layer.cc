@@ -943,37 +943,18 @@ absl::StatusOr<LayerBlob> WriteLayer(const Context& ctx, const fs::path& layer_d
       "layer-", Sha256Digest(absl::StrCat(
                     layer_dir.string(), "\n", static_cast<int>(options.compression), "\n",
                     options.level.value_or(-1), "\n", options.rewrite_timestamp.value_or(-1))));
-  absl::StatusOr<std::unique_ptr<content::Writer>> w = store.OpenWriter(ctx, key, "", -1);
-  if (w.ok()) {
-    // One pass: the store learns the digest at Commit.
-    if ((*w)->offset() > 0) KILN_RETURN_IF_ERROR((*w)->Truncate());
-    content::Writer& writer = **w;
-    KILN_ASSIGN_OR_RETURN(LayerBlob blob,
-                          WriteLayerTo(ctx, layer_dir, options,
-                                       [&](std::string_view data) { return writer.Write(data); }));
-    absl::Status st = writer.Commit();
-    if (!st.ok() && !absl::IsAlreadyExists(st)) return st;
-    return blob;
-  }
-  if (!absl::IsInvalidArgument(w.status())) return w.status();
-  // The store wants the digest up front: learn it, then write.
-  KILN_ASSIGN_OR_RETURN(
-      LayerBlob first,
-      WriteLayerTo(ctx, layer_dir, options, [](std::string_view) { return absl::OkStatus(); }));
-  w = store.OpenWriter(ctx, key, first.digest, first.size);
-  if (absl::IsAlreadyExists(w.status())) return first;
-  if (!w.ok()) return w.status();
-  if ((*w)->offset() > 0) KILN_RETURN_IF_ERROR((*w)->Truncate());
-  content::Writer& writer = **w;
-  KILN_ASSIGN_OR_RETURN(LayerBlob second,
+  // One pass: the store learns the digest at Commit.
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<content::Writer> writer,
+                        store.OpenWriter(ctx, key, "", -1));
+  KILN_ASSIGN_OR_RETURN(LayerBlob blob,
                         WriteLayerTo(ctx, layer_dir, options,
-                                     [&](std::string_view data) { return writer.Write(data); }));
-  if (second.digest != first.digest) {
-    return absl::AbortedError(
-        absl::StrCat("layer ", layer_dir.string(), " changed while exporting"));
+                                     [&](std::string_view data) { return writer->Write(data); }));
+  KILN_RETURN_IF_ERROR(writer->Commit());
+  if (writer->digest() != blob.digest) {
+    return absl::InternalError(absl::StrCat("layer ", layer_dir.string(), ": stored as ",
+                                            writer->digest(), ", hashed as ", blob.digest));
   }
-  KILN_RETURN_IF_ERROR(writer.Commit());
-  return second;
+  return blob;
 }
 
 }  // namespace kiln::image

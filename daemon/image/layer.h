@@ -98,10 +98,8 @@ using ByteSink = std::function<absl::Status(std::string_view)>;
                                                      const LayerOptions& options,
                                                      const ByteSink& sink);
 
-// WriteLayerTo into the content store. The blob's digest is not known before the stream ends,
-// so the writer is opened with an empty expected digest; a store that refuses that
-// (INVALID_ARGUMENT) gets two passes instead: one to learn the digest, one to write (skipped
-// when the blob already exists).
+// WriteLayerTo into the content store, in one pass (the store publishes the blob under the
+// digest it computes while the layer is written).
 [[nodiscard]] absl::StatusOr<LayerBlob> WriteLayer(const Context& ctx,
                                                    const std::filesystem::path& layer_dir,
                                                    const LayerOptions& options,

@@ -267,3 +267,28 @@ TEST_F(StoreTest, UnknownSizeIsAccepted) {
 
 }  // namespace
 }  // namespace kiln::content
+
+namespace kiln::content {
+namespace {
+
+TEST_F(StoreTest, WriterWithoutDigestPublishesUnderTheComputedOne) {
+  auto w = store_->OpenWriter(Context(), "layer-export", "", -1);
+  ASSERT_THAT(w, IsOk());
+  ASSERT_THAT((*w)->Write("compressed "), IsOk());
+  ASSERT_THAT((*w)->Write("layer"), IsOk());
+  ASSERT_THAT((*w)->Commit(), IsOk());
+  const std::string want = Sha256Digest("compressed layer");
+  EXPECT_EQ((*w)->digest(), want);
+  EXPECT_TRUE(store_->Has(want));
+  EXPECT_EQ(*store_->Read(want, 100), "compressed layer");
+  // The same bytes again: nothing to publish, no error, nothing left in ingest.
+  auto again = store_->OpenWriter(Context(), "layer-export", "", -1);
+  ASSERT_THAT(again, IsOk());
+  ASSERT_THAT((*again)->Write("compressed layer"), IsOk());
+  ASSERT_THAT((*again)->Commit(), IsOk());
+  EXPECT_EQ((*again)->digest(), want);
+  EXPECT_TRUE(fs::is_empty(root_ / "ingest"));
+}
+
+}  // namespace
+}  // namespace kiln::content
