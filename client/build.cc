@@ -4,11 +4,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/auth.h"
@@ -26,6 +30,50 @@ namespace {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "kiln: %s\n", msg.c_str());
   return 1;
+}
+
+// Splits buildctl-style CSV: fields separated by commas, double quotes protect commas (and
+// are removed; "" inside quotes is one quote). False on an unterminated quote.
+bool SplitCsv(const std::string& text, std::vector<std::string>& out) {
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      if (quoted && i + 1 < text.size() && text[i + 1] == '"') {
+        cur += '"';
+        ++i;
+      } else {
+        quoted = !quoted;
+      }
+    } else if (c == ',' && !quoted) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (quoted) return false;
+  out.push_back(std::move(cur));
+  return true;
+}
+
+// The exporter response as buildctl's --metadata-file writes it: values that are base64 of a
+// JSON document (containerimage.descriptor) decoded into it, others as strings.
+std::string MetadataJson(const std::map<std::string, std::string>& response) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : response) {
+    std::string decoded;
+    if (absl::Base64Unescape(v, &decoded)) {
+      nlohmann::json j = nlohmann::json::parse(decoded, nullptr, false);
+      if (!j.is_discarded() && (j.is_object() || j.is_array())) {
+        out[k] = std::move(j);
+        continue;
+      }
+    }
+    out[k] = v;
+  }
+  return out.dump(2) + "\n";
 }
 
 }  // namespace
@@ -49,16 +97,25 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   std::vector<v1::Exporter> exporters;
   for (const std::string& o : flags.outputs) {
     std::map<std::string, std::string> attrs;
-    for (absl::string_view kv : absl::StrSplit(o, ',')) {
+    std::vector<std::string> fields;
+    if (!SplitCsv(o, fields)) return Fail(absl::StrCat("--output ", o, ": unbalanced quotes"));
+    for (const std::string& kv : fields) {
       std::vector<std::string> parts = absl::StrSplit(kv, absl::MaxSplits('=', 1));
       if (parts.size() != 2) return Fail(absl::StrCat("--output ", o, ": want key=value pairs"));
       attrs[parts[0]] = parts[1];
     }
     OutputTarget t{attrs["type"], attrs["dest"]};
-    if (t.type != "local" && t.type != "tar") {
-      return Fail(absl::StrCat("--output ", o, ": type must be local or tar"));
+    if (t.type != "local" && t.type != "tar" && t.type != "image" && t.type != "oci" &&
+        t.type != "docker") {
+      return Fail(absl::StrCat("--output ", o, ": type must be local, tar, image, oci or docker"));
     }
-    if (t.dest.empty()) return Fail(absl::StrCat("--output ", o, ": dest is required"));
+    if (t.type == "image") {
+      if (!t.dest.empty()) {
+        return Fail(absl::StrCat("--output ", o, ": type=image takes no dest (name= and push=)"));
+      }
+    } else if (t.dest.empty()) {
+      return Fail(absl::StrCat("--output ", o, ": dest is required"));
+    }
     if (t.type == "local") t.dest = std::filesystem::absolute(t.dest).string();
     v1::Exporter e;
     e.set_type(t.type);
@@ -125,6 +182,10 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   *req.mutable_definition() = def;
   for (auto& e : exporters) *req.add_exporters() = e;
   if (flags.no_cache) (*req.mutable_frontendattrs())["no-cache"] = "";
+  // As buildx does: the environment's SOURCE_DATE_EPOCH becomes the build argument.
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH"); epoch != nullptr && *epoch != '\0') {
+    (*req.mutable_frontendattrs())["build-arg:SOURCE_DATE_EPOCH"] = epoch;
+  }
   for (const std::string& e : flags.entitlements) req.add_entitlements(e);
 
   std::thread status([&] {
@@ -144,6 +205,16 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   (*session)->Close();
   if (ssh) ssh->Shutdown();
   if (!st.ok()) return Fail(DescribeRpcError(*conn, st));
+  if (!flags.metadata_file.empty()) {
+    std::map<std::string, std::string> response(resp.exporterresponse().begin(),
+                                                resp.exporterresponse().end());
+    std::string md = MetadataJson(response);
+    FILE* f = std::fopen(flags.metadata_file.c_str(), "wb");
+    if (f == nullptr || std::fwrite(md.data(), 1, md.size(), f) != md.size() ||
+        std::fclose(f) != 0) {
+      return Fail(absl::StrCat("cannot write --metadata-file ", flags.metadata_file));
+    }
+  }
   return 0;
 }
 

@@ -12,9 +12,12 @@
 namespace kiln::client {
 
 struct BuildFlags {
-  std::vector<std::string> locals;   // NAME=DIR
-  std::vector<std::string> outputs;  // type=local,dest=DIR | type=tar,dest=FILE
-  std::string progress = "auto";     // auto|tty|plain|rawjson|quiet
+  std::vector<std::string> locals;  // NAME=DIR
+  // type=local,dest=DIR | type=tar,dest=FILE | type=oci|docker,dest=FILE[,name=…] |
+  // type=image,name=NAME[,push=true] (values with commas in double quotes, as buildctl's CSV)
+  std::vector<std::string> outputs;
+  std::string metadata_file;      // the exporters' response as JSON (buildctl's --metadata-file)
+  std::string progress = "auto";  // auto|tty|plain|rawjson|quiet
   bool no_cache = false;
   std::vector<std::string> secrets;       // id=X,src=FILE | id=X,env=VAR (buildctl's --secret)
   std::vector<std::string> ssh;           // default | ID=SOCKET_OR_KEY[,KEY...]

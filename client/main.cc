@@ -298,7 +298,10 @@ int main(int argc, char** argv) {
       "build", "build an LLB definition read from stdin (like `buildctl build`)");
   build->add_option("--local", bf.locals, "a local directory the build reads: NAME=DIR");
   build->add_option("-o,--output", bf.outputs,
-                    "where the result goes: type=local,dest=DIR or type=tar,dest=FILE|-");
+                    "where the result goes: type=local,dest=DIR, type=tar,dest=FILE|-, "
+                    "type=image,name=NAME[,push=true], type=oci|docker,dest=FILE|-[,name=NAME]");
+  build->add_option("--metadata-file", bf.metadata_file,
+                    "write the exporters' response (e.g. containerimage.digest) to FILE as JSON");
   build->add_option("--progress", bf.progress,
                     "progress output: auto, tty, plain, rawjson or quiet");
   build->add_flag("--no-cache", bf.no_cache, "do not use cached results");

@@ -11,4 +11,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libboost-dev libboost-system-dev libssl-dev libarchive-dev libspdlog-dev libfmt-dev \
   libgtest-dev libgmock-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev \
   libtomlplusplus-dev libzstd-dev libre2-dev openssl openssh-client \
-  crun runc busybox-static procps skopeo umoci zstd docker-registry
+  crun runc busybox-static procps skopeo umoci zstd docker-registry curl

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "daemon/exporter/image_export.h"
 #include "daemon/session/filesync.h"
 
 namespace kiln::exporter {
@@ -139,10 +140,25 @@ absl::Status WriteTar(const std::string& root,
   return result;
 }
 
-absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx, cache::Manager& cache,
-                                                          const session::Session& session,
+absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx,
+                                                          const ExportDeps& deps,
                                                           const cache::ImmutableRef* result,
                                                           const ExportRequest& request) {
+  if (request.type == "image" || request.type == "oci" || request.type == "docker") {
+    auto resp = internal::ExportImage(ctx, deps, result, request);
+    if (!resp.ok()) return Annotate(resp.status(), absl::StrCat("export ", request.type));
+    return resp;
+  }
+  if (request.type != "local" && request.type != "tar") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("exporter type \"", request.type,
+                     "\" is not supported (supported: local, tar, image, oci, docker)"));
+  }
+  if (deps.cache == nullptr || deps.session == nullptr) {
+    return absl::FailedPreconditionError("export needs the cache and the build's session");
+  }
+  cache::Manager& cache = *deps.cache;
+  const session::Session& session = *deps.session;
   std::multimap<std::string, std::string> md = {{kExporterIdHeader, std::to_string(request.id)}};
   // The empty tree still needs a directory to send.
   snapshot::MountPtr view;
@@ -158,12 +174,9 @@ absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx, ca
   absl::Status st;
   if (request.type == "local") {
     st = session::SendTreeToClient(ctx, session, root, md);
-  } else if (request.type == "tar") {
+  } else {
     st = session::SendBytesToClient(
         ctx, session, md, [&](const session::ByteWriter& write) { return WriteTar(root, write); });
-  } else {
-    st = absl::InvalidArgumentError(absl::StrCat("exporter type \"", request.type,
-                                                 "\" is not supported (supported: local, tar)"));
   }
   view.reset();
   if (!empty.empty()) {

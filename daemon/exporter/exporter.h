@@ -1,28 +1,63 @@
 #pragma once
-// Exporters that hand a build's result to the client through its session: `local` (the tree
-// into a client directory, as fsutil packets) and `tar` (a tarball of the tree, streamed as
-// bytes). Image exporters arrive with image support.
+// Exporters, as BuildKit names them: `local` (the tree into a client directory, as fsutil
+// packets), `tar` (a tarball of the tree, streamed as bytes to the client), `image` (an image
+// in the content store, optionally pushed to registries), and `oci` / `docker` (the image as an
+// OCI layout or `docker load` tarball streamed to the client).
+//
+// Image exporters turn each layer of the result's stack into a blob, re-using the blob
+// remembered for (layer record, compression) while it is still in the content store (pulled
+// layers remember their original blob, see daemon/ops/image_source.cc), then write the image
+// config and manifest into the content store.
 
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/context.h"
 #include "daemon/cache/manager.h"
+#include "daemon/content/store.h"
+#include "daemon/registry/registry.h"
 #include "daemon/session/session.h"
 
 namespace kiln::exporter {
 
 struct ExportRequest {
-  std::string type;                          // "local" or "tar"
+  std::string type;                          // "local", "tar", "image", "oci" or "docker"
   std::map<std::string, std::string> attrs;  // exporter attributes (dest is client-side)
   int id = 0;                                // index among the request's exporters
 };
 
-// Exports `result` (null = the empty tree). Returns the exporter's response entries.
+// What exporters use from the daemon, for one build. Not owned.
+struct ExportDeps {
+  cache::Manager* cache = nullptr;
+  const session::Session* session = nullptr;  // the build's client
+  content::Store* content = nullptr;          // image exporters: blobs, configs, manifests
+  // push=true: the build's registry client (authenticating as the build's client).
+  std::shared_ptr<registry::Registry> registry;
+  // registry.insecure=true: a client like `registry` that also accepts any certificate (and
+  // plain HTTP) from `domains`. Null: `registry` is used.
+  std::function<std::shared_ptr<registry::Registry>(const std::vector<std::string>& domains)>
+      insecure_registry;
+  // The request's frontend attributes (build-arg:SOURCE_DATE_EPOCH).
+  std::map<std::string, std::string> frontend_attrs;
+};
+
+// Exports `result` (null = the empty tree). Returns the exporter's response entries (for image
+// exporters: containerimage.digest, containerimage.config.digest, containerimage.descriptor
+// and image.name, as BuildKit's).
 [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> Export(
-    const Context& ctx, cache::Manager& cache, const session::Session& session,
-    const cache::ImmutableRef* result, const ExportRequest& request);
+    const Context& ctx, const ExportDeps& deps, const cache::ImmutableRef* result,
+    const ExportRequest& request);
+
+// Named value (cache metadata) under which the blob of layer record `record_id` in
+// `compression` ("gzip", "zstd", "uncompressed") is remembered, as JSON
+// {"digest","size","media_type","diff_id"[,"domain","path"]} (the repository it was pulled
+// from, for cross-repository mounts). daemon/ops/image_source.cc writes the same form.
+std::string LayerBlobValueName(const std::string& record_id, const std::string& compression);
 
 // Writes the tree at `root` as a tar stream (PAX format, sorted, uid/gid numeric), calling
 // `write` for each chunk. Used by the tar exporter and its tests.

@@ -255,24 +255,24 @@ absl::Status WriteAll(int fd, std::string_view data) {
 }
 
 struct TarState {
-  int fd;
+  const ArchiveSink* sink;
   absl::Status status;
 };
 
 la_ssize_t TarWrite(struct archive*, void* client, const void* buf, size_t len) {
   auto* st = static_cast<TarState*>(client);
-  st->status = WriteAll(st->fd, std::string_view(static_cast<const char*>(buf), len));
+  st->status = (*st->sink)(std::string_view(static_cast<const char*>(buf), len));
   return st->status.ok() ? static_cast<la_ssize_t>(len) : -1;
 }
 
 absl::Status WriteTar(const Context& ctx, const content::Store& store,
-                      const std::vector<Record>& records, int fd) {
+                      const std::vector<Record>& records, const ArchiveSink& sink) {
   std::unique_ptr<struct archive, decltype(&archive_write_free)> a(archive_write_new(),
                                                                    &archive_write_free);
   std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
                                                                          &archive_entry_free);
   if (!a || !e) return absl::ResourceExhaustedError("libarchive: out of memory");
-  TarState state{fd, absl::OkStatus()};
+  TarState state{&sink, absl::OkStatus()};
   auto fail = [&](std::string_view what) {
     if (!state.status.ok()) return state.status;
     const char* msg = archive_error_string(a.get());
@@ -311,14 +311,26 @@ absl::Status WriteTar(const Context& ctx, const content::Store& store,
 
 absl::Status WriteOciArchive(const Context& ctx, const content::Store& store,
                              const ArchiveOptions& options, int fd) {
-  KILN_ASSIGN_OR_RETURN(std::vector<Record> records, Layout(ctx, store, options, false));
-  return WriteTar(ctx, store, records, fd);
+  return WriteOciArchiveTo(ctx, store, options,
+                           [fd](std::string_view data) { return WriteAll(fd, data); });
 }
 
 absl::Status WriteDockerArchive(const Context& ctx, const content::Store& store,
                                 const ArchiveOptions& options, int fd) {
+  return WriteDockerArchiveTo(ctx, store, options,
+                              [fd](std::string_view data) { return WriteAll(fd, data); });
+}
+
+absl::Status WriteOciArchiveTo(const Context& ctx, const content::Store& store,
+                               const ArchiveOptions& options, const ArchiveSink& sink) {
+  KILN_ASSIGN_OR_RETURN(std::vector<Record> records, Layout(ctx, store, options, false));
+  return WriteTar(ctx, store, records, sink);
+}
+
+absl::Status WriteDockerArchiveTo(const Context& ctx, const content::Store& store,
+                                  const ArchiveOptions& options, const ArchiveSink& sink) {
   KILN_ASSIGN_OR_RETURN(std::vector<Record> records, Layout(ctx, store, options, true));
-  return WriteTar(ctx, store, records, fd);
+  return WriteTar(ctx, store, records, sink);
 }
 
 absl::Status WriteOciLayout(const Context& ctx, const content::Store& store,

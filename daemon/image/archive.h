@@ -11,7 +11,9 @@
 // All functions are thread-compatible; the store is only read.
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -37,6 +39,16 @@ struct ArchiveOptions {
 // an index, as BuildKit's docker exporter refuses manifest lists).
 [[nodiscard]] absl::Status WriteDockerArchive(const Context& ctx, const content::Store& store,
                                               const ArchiveOptions& options, int fd);
+
+// The same archives, handed to `sink` chunk by chunk (in order) instead of written to an fd;
+// a failing sink stops the write and its status is returned.
+using ArchiveSink = std::function<absl::Status(std::string_view)>;
+[[nodiscard]] absl::Status WriteOciArchiveTo(const Context& ctx, const content::Store& store,
+                                             const ArchiveOptions& options,
+                                             const ArchiveSink& sink);
+[[nodiscard]] absl::Status WriteDockerArchiveTo(const Context& ctx, const content::Store& store,
+                                                const ArchiveOptions& options,
+                                                const ArchiveSink& sink);
 
 // Writes the OCI image layout into the directory `dir` (created if missing; existing blobs are
 // kept, index.json and oci-layout are replaced).

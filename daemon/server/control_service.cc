@@ -38,6 +38,20 @@ v1::types::BuildkitVersion KilnBuildkitVersion() {
 
 namespace {
 
+// The progress vertex name of an export, as BuildKit words it.
+std::string ExportName(const exporter::ExportRequest& e) {
+  if (e.type == "local") return "exporting to client directory";
+  if (e.type == "tar") return "exporting to client tarball";
+  if (e.type == "oci" || e.type == "docker")
+    return absl::StrCat("exporting to ", e.type, " image format");
+  auto name = e.attrs.find("name");
+  auto push = e.attrs.find("push");
+  if (name != e.attrs.end() && push != e.attrs.end() && push->second != "false") {
+    return absl::StrCat("exporting to image ", name->second, " (push)");
+  }
+  return "exporting to image";
+}
+
 void SetTimestamp(int64_t ns, google::protobuf::Timestamp* ts) {
   ts->set_seconds(ns / 1'000'000'000);
   ts->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
@@ -370,17 +384,36 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     if (exports.empty()) return absl::OkStatus();
     KILN_ASSIGN_OR_RETURN(auto session, o.base->worker.sessions->Get(
                                             ctx_, req.session(), std::chrono::milliseconds(5000)));
+    // The build's registry client (authenticating as its client) for pushes; entitlements
+    // were checked when the result was built.
+    KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*o.base, req.session(), {}));
+    exporter::ExportDeps deps{
+        .cache = o.base->worker.cache,
+        .session = session.get(),
+        .content = worker.content,
+        .registry = worker.registry,
+        .insecure_registry = [&o, &req](const std::vector<std::string>& domains)
+            -> std::shared_ptr<registry::Registry> {
+          WorkerBase insecure = *o.base;
+          for (const std::string& d : domains) insecure.registry_hosts[d].insecure = true;
+          auto w = WorkerForBuild(insecure, req.session(), {});
+          return w.ok() ? w->registry : nullptr;
+        },
+        .frontend_attrs = {req.frontendattrs().begin(), req.frontendattrs().end()}};
     for (const auto& e : exports) {
       solver::Vertex v;
       v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));
-      v.name = e.type == "local" ? "exporting to client directory" : "exporting to client tarball";
+      v.name = ExportName(e);
       progress.Started(v);
       const cache::ImmutableRef* ref =
           result ? static_cast<const ops::RefResult&>(*result).ref() : nullptr;
-      auto resp = exporter::Export(ctx_, *o.base->worker.cache, *session, ref, e);
+      auto resp = exporter::Export(ctx_, deps, ref, e);
       progress.Completed(v, false, resp.status());
       if (!resp.ok()) return resp.status();
       for (const auto& [k, val] : *resp) (*response_->mutable_exporterresponse())[k] = val;
+      if (auto it = resp->find("containerimage.digest"); it != resp->end()) {
+        Logger("server")->info("build {} exported {} image {}", req.ref(), e.type, it->second);
+      }
     }
     return absl::OkStatus();
   }
