@@ -24,19 +24,25 @@ echo "== build: hello-llb's graph over llb/examples, into $dir/out"
 build/llb/hello-llb | build/client/kiln --addr "$addr" build --progress plain \
   --local context=llb/examples --output type=local,dest="$dir/out"
 ls -l "$dir/out"
-echo "== build: a RUN step in a container (crun) over a busybox root filesystem, into $dir/run-out"
+echo "== build an image offline: a RUN step (crun) on a busybox root filesystem, exported as an"
+echo "   OCI image tarball to $dir/hello-image.oci.tar"
 rootfs="$dir/busybox-rootfs"
 if [ ! -x "$rootfs/bin/busybox" ]; then
   mkdir -p "$rootfs/bin" "$rootfs/etc"
   cp /bin/busybox "$rootfs/bin/busybox"
-  for applet in $(/bin/busybox --list); do ln -sf busybox "$rootfs/bin/$applet"; done
+  for applet in $(/bin/busybox --list); do
+    [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
+  done
   echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
   echo 'root:x:0:' >"$rootfs/etc/group"
 fi
 echo '{"steps":[{"run":"echo built by kiln on $(uname -m) > /hello; ls /bin | wc -l > /applets"}]}' |
-  build/llb/run-llb | build/client/kiln --addr "$addr" build --progress plain \
-  --local rootfs="$rootfs" --output type=local,dest="$dir/run-out"
-cat "$dir/run-out/hello"
+  build/llb/run-llb >"$dir/hello-image.def"
+build/client/kiln --addr "$addr" build --progress plain --local rootfs="$rootfs" \
+  --output type=oci,dest="$dir/hello-image.oci.tar",name=kiln.example/hello:latest \
+  --metadata-file "$dir/hello-image.json" <"$dir/hello-image.def"
+echo "image digest: $(sed -n 's/.*"containerimage.digest": *"\([^"]*\)".*/\1/p' "$dir/hello-image.json")"
+tar tf "$dir/hello-image.oci.tar" | head -n 8
 echo "== kiln du"
 build/client/kiln --addr "$addr" du
 echo
