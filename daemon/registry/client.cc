@@ -252,7 +252,18 @@ absl::StatusOr<std::string> Client::FetchToken(const Context& ctx, const Host& h
   KILN_ASSIGN_OR_RETURN(Response resp, Send(ctx, token_host, {}, realm, req,
                                             /*idempotent=*/req.method == "GET"));
   if (resp.status != 200) {
-    absl::Status st = ResponseError(resp, absl::StrJoin(scopes, " "), false, host.name);
+    // Name the repositories ("host/path") and whether it was a push, not the raw scope strings.
+    std::vector<std::string> repos;
+    bool push = false;
+    for (const auto& scope : scopes) {  // "repository:<path>:<actions>"
+      size_t first = scope.find(':'), last = scope.rfind(':');
+      if (first == std::string::npos || first == last) continue;
+      repos.push_back(absl::StrCat(host.name, "/", scope.substr(first + 1, last - first - 1)));
+      push = push || absl::StrContains(scope.substr(last + 1), "push");
+    }
+    absl::Status st =
+        ResponseError(resp, repos.empty() ? absl::StrJoin(scopes, " ") : absl::StrJoin(repos, ", "),
+                      push, host.name);
     return Annotate(st, absl::StrCat("token request to ", realm.endpoint.authority));
   }
   json doc = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);

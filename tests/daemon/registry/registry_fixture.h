@@ -1,7 +1,8 @@
 #pragma once
 // A real `docker-registry` (distribution 2.8) for tests: filesystem storage in a temp dir,
 // listening on 127.0.0.1:<free port>, optionally behind htpasswd Basic auth. Started in the
-// constructor, stopped by PID (SIGTERM, then SIGKILL) in the destructor.
+// constructor, stopped by PID (SIGTERM, then SIGKILL) in the destructor. With `token` set it runs
+// in `auth: token` mode instead, trusting JWTs signed by the key of `rootcertbundle`.
 
 #include <arpa/inet.h>
 #include <crypt.h>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -69,6 +71,13 @@ class RegistryProcess {
  public:
   struct Options {
     std::map<std::string, std::string> users;  // htpasswd auth when non-empty
+    struct TokenAuth {
+      std::string realm;           // the token server's URL
+      std::string service;         // the JWTs' audience
+      std::string issuer;          // the JWTs' iss
+      std::string rootcertbundle;  // PEM file with the signing certificate
+    };
+    std::optional<TokenAuth> token;  // token auth when set (users is then ignored)
   };
 
   static absl::StatusOr<std::unique_ptr<RegistryProcess>> Start(const Options& options = {}) {
@@ -84,7 +93,12 @@ class RegistryProcess {
         "storage:\n  filesystem:\n    rootdirectory: ",
         reg->dir_.string(), "/data\n  delete:\n    enabled: true\n",
         "http:\n  addr: 127.0.0.1:", reg->port_, "\n");
-    if (!options.users.empty()) {
+    if (options.token) {
+      absl::StrAppend(&config, "auth:\n  token:\n    realm: ", options.token->realm,
+                      "\n    service: ", options.token->service,
+                      "\n    issuer: ", options.token->issuer,
+                      "\n    rootcertbundle: ", options.token->rootcertbundle, "\n");
+    } else if (!options.users.empty()) {
       std::string htpasswd;
       for (const auto& [user, password] : options.users) {
         auto line = HtpasswdLine(user, password);
