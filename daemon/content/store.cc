@@ -101,12 +101,21 @@ class WriterImpl : public Writer {
         expected_size_(expected_size),
         offset_(offset),
         hash_(std::move(hash)) {}
-  ~WriterImpl() override { Close(); }
+  ~WriterImpl() override {
+    if (!done_ && expected_digest_.empty()) RemoveIngest();  // nothing could resume it
+    Close();
+  }
 
   int64_t offset() const override { return offset_; }
   absl::Status Write(std::string_view data) override;
   absl::Status Truncate() override;
   absl::Status Commit() override;
+  void Abort() override {
+    if (done_) return;
+    done_ = true;
+    RemoveIngest();
+    Close();
+  }
   std::string digest() const override { return expected_digest_; }
 
  private:

@@ -30,7 +30,9 @@ namespace kiln::content {
 
 class Writer {
  public:
-  virtual ~Writer() = default;  // without Commit: keeps the partial data for a later resume
+  // Without Commit or Abort: a writer of a known digest keeps its partial data for a later
+  // resume; one without a digest (which cannot resume) removes it.
+  virtual ~Writer() = default;
   // Bytes already written (including data kept from an interrupted earlier writer).
   virtual int64_t offset() const = 0;
   [[nodiscard]] virtual absl::Status Write(std::string_view data) = 0;
@@ -40,6 +42,8 @@ class Writer {
   // FAILED_PRECONDITION naming both digests, and the partial data is deleted. A writer opened
   // without a digest publishes under the digest of what was written.
   [[nodiscard]] virtual absl::Status Commit() = 0;
+  // Deletes the partial data and ends the writer (a failed download that should not linger).
+  virtual void Abort() = 0;
   // The blob's digest: the expected one, or (without one) what Commit computed.
   virtual std::string digest() const = 0;
 };

@@ -571,7 +571,11 @@ absl::Status Client::FetchBlob(const Context& ctx, const Reference& repo, const 
         ->debug("mirror {} failed for {}@{}: {}", host.name, repo.Name(), desc.digest,
                 SV(last.message()));
   }
-  return last;
+  // A cancelled pull keeps its partial data for the next attempt; a failed one leaves nothing.
+  if (!ctx.Check("fetch blob").ok()) return last;
+  writer->Abort();
+  if (absl::StrContains(last.message(), desc.digest)) return last;
+  return Annotate(last, absl::StrCat("blob ", repo.Name(), "@", desc.digest));
 }
 
 absl::Status Client::Upload(const Context& ctx, Host& host, const Reference& repo,

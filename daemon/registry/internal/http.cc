@@ -101,7 +101,10 @@ class Call {
       if (!st.ok()) return Annotate(st, absl::StrCat(AV(what), " ", endpoint_.authority));
     }
     kind_ = kind;
-    std::string reason = stopped_ == Stop::kTimeout ? "timed out" : ec.message();
+    std::string reason = stopped_ == Stop::kTimeout ? "timed out"
+                         : ec == boost::beast::http::error::partial_message
+                             ? "the connection closed before the whole body arrived"
+                             : ec.message();
     return absl::UnavailableError(absl::StrCat(AV(what), " ", endpoint_.authority, ": ", reason));
   }
 

@@ -290,5 +290,27 @@ TEST_F(StoreTest, WriterWithoutDigestPublishesUnderTheComputedOne) {
   EXPECT_TRUE(fs::is_empty(root_ / "ingest"));
 }
 
+TEST_F(StoreTest, AbortDeletesPartialDataOfAResumableWriter) {
+  std::string data = Blob(5000, 'x');
+  auto w = MustOpen(*store_, "pull-abort", Sha256Digest(data), 5000);
+  ASSERT_THAT(w->Write(std::string_view(data).substr(0, 2000)), IsOk());
+  w->Abort();
+  w->Abort();  // idempotent
+  EXPECT_THAT(w->Write("more"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("committed")));
+  EXPECT_TRUE(fs::is_empty(root_ / "ingest"));
+  EXPECT_FALSE(store_->Has(Sha256Digest(data)));
+  auto again = MustOpen(*store_, "pull-abort", Sha256Digest(data), 5000);
+  EXPECT_EQ(again->offset(), 0);
+}
+
+TEST_F(StoreTest, DroppedWriterWithoutDigestLeavesNothing) {
+  {
+    auto w = MustOpen(*store_, "layer-export", "", -1);
+    ASSERT_THAT(w->Write("half a layer"), IsOk());
+  }  // an export that failed: it could never be resumed
+  EXPECT_TRUE(fs::is_empty(root_ / "ingest"));
+}
+
 }  // namespace
 }  // namespace kiln::content

@@ -211,6 +211,42 @@ TEST_F(FaultTest, TruncatedBodyResumesWithRange) {
   EXPECT_EQ(calls.load(), 2);
 }
 
+TEST_F(FaultTest, BodiesAlwaysCutShortFailAndLeaveNoPartialData) {
+  std::string blob(50000, 'q');
+  std::string digest = Sha256Digest(blob);
+  FakeServer server([&](const SeenRequest&) {  // every answer promises all and sends 100 bytes
+    return HttpResponse(200, "OK", blob.substr(0, 100), "", static_cast<int64_t>(blob.size()));
+  });
+  auto client = MakeClient(server.host());
+  Descriptor desc{.digest = digest, .size = static_cast<int64_t>(blob.size())};
+  absl::Status st =
+      client->FetchBlob(Context(), *ParseReference(server.host() + "/a/b"), desc, *store_);
+  EXPECT_THAT(st, StatusIs(absl::StatusCode::kUnavailable,
+                           AllOf(HasSubstr(digest), HasSubstr(server.host()))));
+  EXPECT_FALSE(store_->Has(digest));
+  EXPECT_TRUE(fs::is_empty(tmp_ / "content" / "ingest"));
+}
+
+TEST_F(FaultTest, CancelledPullKeepsPartialDataForTheNextAttempt) {
+  std::string blob(50000, 'k');
+  std::string digest = Sha256Digest(blob);
+  Context ctx;
+  std::atomic<int> calls{0};
+  FakeServer server([&](const SeenRequest&) {
+    if (calls++ == 0) {  // a transfer broken off at 20000 bytes
+      return HttpResponse(200, "OK", blob.substr(0, 20000), "", static_cast<int64_t>(blob.size()));
+    }
+    ctx.Cancel();  // the build is cancelled while resuming
+    return HttpResponse(503, "Service Unavailable", "busy");
+  });
+  auto client = MakeClient(server.host());
+  Descriptor desc{.digest = digest, .size = static_cast<int64_t>(blob.size())};
+  EXPECT_FALSE(client->FetchBlob(ctx, *ParseReference(server.host() + "/a/b"), desc, *store_).ok());
+  auto w = store_->OpenWriter(Context(), "fetch-" + digest, digest, desc.size);
+  ASSERT_THAT(w, IsOk());
+  EXPECT_EQ((*w)->offset(), 20000);
+}
+
 TEST_F(FaultTest, ServerIgnoringRangeStartsOver) {
   std::string blob(30000, 'z');
   std::string digest = Sha256Digest(blob);
