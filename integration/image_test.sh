@@ -80,6 +80,11 @@ zstd_manifest=$(manifest_of test/app zstd) || fail "the registry has no test/app
 [ "$(layer_digest "$zstd_manifest" 1)" = "$base_layer" ] ||
   fail "compression=zstd recompressed the pulled base layer: $zstd_manifest"
 assert_contains "$zstd_manifest" '"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd"' "zstd manifest"
+# The base layer came from library/busybox on the same registry: mounted, not uploaded.
+grep -q '"POST /v2/test/app/blobs/uploads/?mount=sha256%3A'"${base_layer#sha256:}"'&from=library%2Fbusybox HTTP/1.1" 201' \
+  "$WORK/registry.log" || fail "the base layer was not mounted from library/busybox: $(grep 'test/app/blobs' "$WORK/registry.log")"
+! grep -q "PUT /v2/test/app/blobs/uploads/[^ ]*digest=sha256%3A${base_layer#sha256:}" "$WORK/registry.log" ||
+  fail "the base layer was uploaded although the registry had it"
 build "$app" --output "type=image,name=$REGISTRY/test/app:forced,push=true,compression=zstd,force-compression=true" ||
   fail "forced zstd push failed: $(cat "$WORK/progress")"
 forced_manifest=$(manifest_of test/app forced) || fail "the registry has no test/app:forced"
@@ -90,7 +95,7 @@ forced_manifest=$(manifest_of test/app forced) || fail "the registry has no test
 build '{"image":"'"$REGISTRY"'/test/app:forced","steps":[{"run":"cat /pushed > /back"}]}' \
   --output type=local,dest="$WORK/back3" || fail "pulling the zstd image failed: $(cat "$WORK/progress")"
 [ "$(cat "$WORK/back3/back")" = pushed-content ] || fail "the zstd image lacks the built file"
-pass "pulled base layers keep their blobs unless force-compression=true"
+pass "pulled base layers keep their blobs unless force-compression=true; pushes mount them across repositories"
 
 build "$app" --output "type=image,name=$REGISTRY/test/app:v1,push=true" --metadata-file "$WORK/md1.json" ||
   fail "build with push failed: $(cat "$WORK/progress")"
@@ -148,13 +153,34 @@ if command -v skopeo >/dev/null; then
 else
   pass "type=oci streams an OCI layout tar (skopeo not installed: not inspected)"
 fi
+if command -v umoci >/dev/null; then
+  mkdir "$WORK/layout" && tar xf "$WORK/app.oci.tar" -C "$WORK/layout"
+  umoci unpack --image "$WORK/layout:v1" "$WORK/bundle" >"$WORK/umoci.out" 2>&1 ||
+    fail "umoci cannot unpack the oci archive: $(cat "$WORK/umoci.out")"
+  [ "$(cat "$WORK/bundle/rootfs/pushed")" = pushed-content ] || fail "umoci's rootfs lacks the built file"
+  [ -x "$WORK/bundle/rootfs/bin/busybox" ] || fail "umoci's rootfs lacks the base image"
+  pass "umoci unpacks the oci archive (tag v1) with both layers"
+fi
 
 build "$app" --output "type=docker,dest=-,name=$REGISTRY/test/app:v2" >"$WORK/app.docker.tar" ||
   fail "docker export failed: $(cat "$WORK/progress")"
 manifest=$(tar xOf "$WORK/app.docker.tar" manifest.json) || fail "no manifest.json in the docker export"
 assert_contains "$manifest" '"RepoTags":["'"$REGISTRY"'/test/app:v2"]' "manifest.json"
 assert_contains "$manifest" '"Layers":' "manifest.json"
-pass "type=docker,dest=- streams a docker-load tar with RepoTags"
+repositories=$(tar xOf "$WORK/app.docker.tar" repositories) || fail "no repositories in the docker export"
+top_layer=$(echo "$manifest" | grep -o 'blobs/sha256/[0-9a-f]*' | tail -n1)
+[ "$repositories" = '{"'"$REGISTRY"'/test/app":{"v2":"'"${top_layer##*/}"'"}}' ] ||
+  fail "repositories does not name the top layer ${top_layer##*/}: $repositories"
+for f in $(echo "$manifest" | grep -o 'blobs/sha256/[0-9a-f]*'); do
+  [ "$(tar xOf "$WORK/app.docker.tar" "$f" | sha256sum | cut -d' ' -f1)" = "${f##*/}" ] ||
+    fail "manifest.json names $f, which is missing or does not match its digest"
+done
+if command -v skopeo >/dev/null; then
+  skopeo inspect "docker-archive:$WORK/app.docker.tar" >"$WORK/skopeo2.json" 2>&1 ||
+    fail "skopeo cannot read the docker archive: $(cat "$WORK/skopeo2.json")"
+  assert_contains "$(cat "$WORK/skopeo2.json")" '"Architecture"' "skopeo inspect docker-archive"
+fi
+pass "type=docker,dest=- streams a docker-load tar: manifest.json, repositories, verified blobs"
 
 # Reproducible: SOURCE_DATE_EPOCH (from the environment, as a build argument) and
 # rewrite-timestamp=true give the same image from two uncached builds.

@@ -95,11 +95,12 @@ extra:x:1001:kiln
 GROUP
 }
 
-# start_registry NAME: a real docker-registry (distribution v2) on 127.0.0.1 at a free port,
-# storage in $WORK/NAME-storage, log in $WORK/NAME.log. Sets REGISTRY (host:port) and
-# REGISTRY_PID. Skips the test when the package is missing.
+# start_registry NAME [CERT KEY]: a real docker-registry (distribution v2) on 127.0.0.1 at a
+# free port, storage in $WORK/NAME-storage, log in $WORK/NAME.log; over TLS with CERT and KEY.
+# Sets REGISTRY (host:port) and REGISTRY_PID. Skips the test when the package is missing.
 start_registry() {
-  local name=$1
+  local name=$1 tls=""
+  [ $# -lt 3 ] || tls=$'\n'"  tls:"$'\n'"    certificate: $2"$'\n'"    key: $3"
   command -v docker-registry >/dev/null || skip "docker-registry is not installed"
   local port log="$WORK/$name.log"
   for _ in $(seq 20); do
@@ -114,7 +115,7 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$port
+  addr: 127.0.0.1:$port$tls
 YML
     docker-registry serve "$WORK/$name.yml" >"$log" 2>&1 &
     REGISTRY_PID=$!

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
 
 namespace kiln::llb {
 namespace {
@@ -86,5 +91,25 @@ Platform NormalizePlatform(Platform platform) {
 }
 
 Platform HostPlatform() { return NormalizePlatform(CompiledPlatform()); }
+
+absl::StatusOr<Platform> ParsePlatform(std::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(AV(text), '/');
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty() ||
+      (parts.size() == 3 && parts[2].empty())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid platform \"", AV(text), "\": want os/arch[/variant]"));
+  }
+  Platform p;
+  p.os = parts[0];
+  p.architecture = parts[1];
+  if (parts.size() == 3) p.variant = parts[2];
+  return NormalizePlatform(std::move(p));
+}
+
+std::string FormatPlatform(const Platform& platform) {
+  std::string out = absl::StrCat(platform.os, "/", platform.architecture);
+  if (!platform.variant.empty()) absl::StrAppend(&out, "/", platform.variant);
+  return out;
+}
 
 }  // namespace kiln::llb

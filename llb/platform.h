@@ -2,7 +2,10 @@
 // OCI platforms as LLB records them, normalized the way containerd's platforms.Normalize does.
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace kiln::llb {
 
@@ -20,6 +23,11 @@ struct Platform {
 // Lowercases and canonicalizes os/architecture/variant (x86_64 -> amd64, aarch64/v8 -> arm64,
 // armhf -> arm/v7, ...). An empty os becomes the host's.
 Platform NormalizePlatform(Platform platform);
+
+// "linux/arm64/v8" (os/arch[/variant]), normalized; INVALID_ARGUMENT naming the text otherwise.
+[[nodiscard]] absl::StatusOr<Platform> ParsePlatform(std::string_view text);
+// "linux/arm64", "linux/arm/v7".
+std::string FormatPlatform(const Platform& platform);
 
 // The platform this binary runs on, normalized: BuildKit's default for ops that have none.
 Platform HostPlatform();

@@ -34,7 +34,7 @@ struct DiskSpace {
 struct RegistryConfig {
   std::vector<std::string> mirrors;
   bool http = false;      // talk plain HTTP to this host
-  bool insecure = false;  // accept any TLS certificate from this host
+  bool insecure = false;  // accept any TLS certificate from this host, or plain HTTP
   bool operator==(const RegistryConfig&) const = default;
 };
 

@@ -1,8 +1,11 @@
 #include "daemon/exporter/image_export.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -203,6 +206,46 @@ absl::StatusOr<Layer> LayerBlob(const Context& ctx, const ExportDeps& deps, cons
   return l;
 }
 
+// Every layer's blob, new ones compressed in parallel (one thread per core); the first error
+// cancels the rest.
+absl::StatusOr<std::vector<Layer>> LayerBlobs(const Context& ctx, const ExportDeps& deps,
+                                              const ImageOptions& o,
+                                              const std::vector<std::string>& ids,
+                                              const std::vector<std::filesystem::path>& dirs) {
+  if (ids.size() != dirs.size()) {
+    return absl::InternalError("export: layer records and directories differ in number");
+  }
+  std::vector<absl::StatusOr<Layer>> results(ids.size(), absl::CancelledError("not exported"));
+  const Context child = ctx.Child();
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < ids.size();) {
+      if (!child.Check("export").ok()) return;
+      results[i] = LayerBlob(child, deps, o, ids[i], dirs[i]);
+      if (!results[i].ok()) child.Cancel();
+    }
+  };
+  const size_t threads =
+      std::min<size_t>(ids.size(), std::max(1u, std::thread::hardware_concurrency()));
+  {
+    std::vector<std::jthread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+  }
+  std::vector<Layer> layers;
+  absl::Status first_error;
+  for (auto& r : results) {
+    if (r.ok()) {
+      layers.push_back(std::move(*r));
+    } else if (first_error.ok() || absl::IsCancelled(first_error)) {
+      first_error = r.status();  // a real error beats the cancellations it caused
+    }
+  }
+  KILN_RETURN_IF_ERROR(ctx.Check("export"));
+  KILN_RETURN_IF_ERROR(first_error);
+  return layers;
+}
+
 std::optional<image::History> HistoryFromJson(const json& h) {
   if (!h.is_object()) return std::nullopt;
   image::History out;
@@ -259,13 +302,8 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
                                  const cache::ImmutableRef* result, const ImageOptions& o) {
   Built out;
   if (result != nullptr) {
-    const std::vector<std::string>& ids = result->stack();
-    const std::vector<std::filesystem::path> dirs = result->LayerPaths();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      KILN_RETURN_IF_ERROR(ctx.Check("export"));
-      KILN_ASSIGN_OR_RETURN(Layer l, LayerBlob(ctx, deps, o, ids[i], dirs[i]));
-      out.layers.push_back(std::move(l));
-    }
+    KILN_ASSIGN_OR_RETURN(out.layers,
+                          LayerBlobs(ctx, deps, o, result->stack(), result->LayerPaths()));
   }
   json base = json::object();
   if (!o.config.empty()) {
@@ -291,12 +329,7 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
   image::ConfigInput in;
   in.base = o.config;
   if (o.config.empty() || !base.contains("architecture") || !base.contains("os")) {
-    const llb::Platform p = llb::HostPlatform();
-    in.platform = image::Platform{.architecture = p.architecture,
-                                  .os = p.os,
-                                  .os_version = p.os_version,
-                                  .os_features = p.os_features,
-                                  .variant = p.variant};
+    in.platform = llb::HostPlatform();
   }
   if (o.config.empty()) in.config = json{{"Env", json::array({kDefaultPath})}};
   for (const Layer& l : out.layers) in.diff_ids.push_back(l.diff_id);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <utility>
@@ -195,6 +196,21 @@ absl::StatusOr<std::vector<Record>> Layout(const Context& ctx, const content::St
     entry["Layers"] = std::move(layers);
     records.push_back(
         Inline("manifest.json", 0644, internal::GoJson(nlohmann::ordered_json::array({entry}))));
+    // The legacy `repositories` file of `docker save`: familiar repository -> tag -> top layer.
+    // docker load prefers manifest.json; older tools read this.
+    std::map<std::string, std::map<std::string, std::string>> repositories;  // sorted, like Go
+    for (const std::string& name : names) {
+      if (manifest->layers.empty() || name.find('@') != std::string::npos) continue;
+      const std::string familiar = Familiar(name);
+      const size_t colon = familiar.rfind(':');
+      if (colon == std::string::npos) continue;
+      repositories[familiar.substr(0, colon)][familiar.substr(colon + 1)] =
+          manifest->layers.back().digest.substr(std::string_view("sha256:").size());
+    }
+    if (!repositories.empty()) {
+      records.push_back(
+          Inline("repositories", 0644, internal::GoJson(nlohmann::ordered_json(repositories))));
+    }
   }
 
   Record blobs;

@@ -15,16 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "llb/platform.h"
 
 namespace kiln::image {
 
-struct Platform {
-  std::string architecture;  // "amd64"
-  std::string os;            // "linux"
-  std::string os_version;
-  std::vector<std::string> os_features;
-  std::string variant;  // "v8" for arm64, …
-};
+using Platform = llb::Platform;  // serialized in the image spec's member order
 
 struct Descriptor {
   std::string media_type;

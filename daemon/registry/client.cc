@@ -144,7 +144,8 @@ Client::Host Client::OriginHost(const std::string& domain) {
     cfg = it2->second;
   }
   h.endpoint = {.authority = h.name, .https = !cfg.http, .insecure = cfg.insecure};
-  h.fallback_http = !cfg.http && IsLoopback(h.name);
+  // Loopback registries and insecure ones may speak plain HTTP: tried when TLS fails.
+  h.fallback_http = !cfg.http && (IsLoopback(h.name) || cfg.insecure);
   std::lock_guard lock(mu_);
   if (h.fallback_http && plain_http_.count(h.name) != 0) h.endpoint.https = false;
   return h;
@@ -335,6 +336,18 @@ absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
       return sink(head);
     };
   }
+  // Set when TLS failed and plain HTTP is being tried instead; if that fails too (a TLS-only
+  // server answers 400), the TLS error is the one to report.
+  std::optional<absl::Status> tls_failure;
+  auto tls_failed_too = [&](std::string_view http_outcome) {
+    host.endpoint.https = true;
+    {
+      std::lock_guard lock(mu_);
+      plain_http_.erase(host.name);
+    }
+    return absl::UnavailableError(absl::StrCat(tls_failure->message(), " (plain HTTP to ",
+                                               host.name, " failed too: ", AV(http_outcome), ")"));
+  };
   for (;;) {
     KILN_RETURN_IF_ERROR(ctx.Check("registry request"));
     Request req = request;
@@ -351,12 +364,14 @@ absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
     if (!resp.ok()) {
       using internal::FailureKind;
       if (kind == FailureKind::kTls && same_host && host.fallback_http && url.endpoint.https) {
-        log->debug("{} does not speak TLS; falling back to plain HTTP", host.name);
+        log->debug("{}: {}; falling back to plain HTTP", host.name, SV(resp.status().message()));
+        tls_failure = resp.status();
         host.endpoint.https = false;
         std::lock_guard lock(mu_);
         plain_http_[host.name] = true;
         continue;
       }
+      if (tls_failure) return tls_failed_too(SV(resp.status().message()));
       bool retryable = kind == FailureKind::kConnect || (kind == FailureKind::kIo && idempotent);
       if (!retryable || attempt >= options_.retry.max_attempts) {
         if (attempt > 1) {
@@ -369,6 +384,8 @@ absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
       KILN_RETURN_IF_ERROR(Sleep(ctx, Backoff(attempt++)));
       continue;
     }
+    if (tls_failure && resp->status == 400) return tls_failed_too(ErrorDetail(*resp));
+    tls_failure.reset();
     if (resp->status == 401 && same_host && !scopes.empty() && !authorized) {
       authorized = true;
       bool changed = false;

@@ -120,25 +120,6 @@ absl::StatusOr<ParsedManifest> ParseManifest(std::string_view bytes,
       "unsupported manifest (media type \"", out.media_type, "\"): neither an index nor an image"));
 }
 
-absl::StatusOr<Platform> ParsePlatform(std::string_view text) {
-  std::vector<std::string> parts = absl::StrSplit(AV(text), '/');
-  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid platform \"", AV(text), "\": want os/arch[/variant]"));
-  }
-  Platform p;
-  p.os = parts[0];
-  p.architecture = parts[1];
-  if (parts.size() == 3) p.variant = parts[2];
-  return llb::NormalizePlatform(std::move(p));
-}
-
-std::string FormatPlatform(const Platform& platform) {
-  std::string out = absl::StrCat(platform.os, "/", platform.architecture);
-  if (!platform.variant.empty()) absl::StrAppend(&out, "/", platform.variant);
-  return out;
-}
-
 std::optional<int> PlatformRank(const Platform& want_in, const Platform& have_in) {
   if (have_in.os.empty() || have_in.architecture.empty()) return std::nullopt;
   Platform want = llb::NormalizePlatform(want_in);

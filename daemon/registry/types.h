@@ -52,10 +52,8 @@ struct ParsedManifest {
 [[nodiscard]] absl::StatusOr<ParsedManifest> ParseManifest(std::string_view bytes,
                                                            std::string_view content_type);
 
-// "linux/arm64/v8" (os/arch[/variant]); INVALID_ARGUMENT otherwise. The result is normalized.
-[[nodiscard]] absl::StatusOr<Platform> ParsePlatform(std::string_view text);
-// "linux/arm64", "linux/arm/v7".
-std::string FormatPlatform(const Platform& platform);
+using llb::FormatPlatform;
+using llb::ParsePlatform;
 
 // How well `have` (an index entry's platform) serves a build that wants `want`, after both are
 // normalized like containerd does (arm64 means arm64/v8, arm means arm/v7, amd64/v1 is amd64):

@@ -8,7 +8,9 @@
 // The rootfs is /bin/busybox with a symlink per applet, /etc/passwd, /etc/group, /root and
 // /tmp (1777); the config runs `sh` with the usual PATH, for linux/amd64. All times are the
 // --epoch (default 0), so the same busybox binary always gives the same image digest, which is
-// printed on stdout.
+// printed on stdout. With --platform (repeated) it makes an index of one image per platform,
+// each with an extra layer holding /etc/kiln-platform (e.g. "linux/arm64"), for tests of
+// platform selection; the busybox binary in all of them is this machine's.
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -33,6 +36,7 @@
 #include "daemon/image/spec.h"
 #include "daemon/registry/client.h"
 #include "daemon/registry/reference.h"
+#include "llb/platform.h"
 
 namespace fs = std::filesystem;
 using namespace kiln;
@@ -47,7 +51,8 @@ struct Flags {
   std::string compression = "gzip";
   bool oci_media_types = true;
   int64_t epoch = 0;
-  std::vector<std::string> push;  // references to push the image to (a registry)
+  std::vector<std::string> push;       // references to push the image to (a registry)
+  std::vector<std::string> platforms;  // an index with one image per platform
 };
 
 absl::StatusOr<std::vector<std::string>> Applets(const std::string& busybox) {
@@ -113,6 +118,65 @@ absl::Status MakeRootfs(const Flags& flags, const fs::path& root) {
   return absl::OkStatus();
 }
 
+// One image of a single platform: its manifest's descriptor (with the platform) and every blob.
+struct PlatformImage {
+  image::Descriptor manifest;
+  std::string manifest_bytes;
+  std::vector<image::Descriptor> blobs;  // layers and config
+};
+
+absl::StatusOr<PlatformImage> BuildImage(const Context& ctx, const Flags& flags,
+                                         const image::LayerBlob& busybox,
+                                         const std::optional<image::Platform>& platform,
+                                         const fs::path& work, content::Store& store) {
+  image::LayerOptions lo;
+  KILN_ASSIGN_OR_RETURN(lo.compression, image::ParseCompression(flags.compression));
+  lo.oci_media_types = flags.oci_media_types;
+  lo.rewrite_timestamp = flags.epoch;
+  std::vector<image::LayerBlob> layers = {busybox};
+  image::ConfigInput in;
+  in.platform = platform.value_or(image::Platform{.os = "linux", .architecture = "amd64"});
+  in.history =
+      std::vector<image::History>{{.created = image::FormatTime(flags.epoch),
+                                   .created_by = "make-busybox-image: busybox-static rootfs",
+                                   .comment = "kiln"}};
+  if (platform) {
+    // A marker layer, so tests can tell which platform's image they got.
+    const fs::path marker = work / ("marker-" + std::to_string(layers.size() + in.history->size()) +
+                                    "-" + platform->architecture + platform->variant);
+    fs::create_directories(marker / "etc");
+    KILN_RETURN_IF_ERROR(
+        WriteFile(marker / "etc/kiln-platform", llb::FormatPlatform(*platform) + "\n", 0644));
+    KILN_ASSIGN_OR_RETURN(image::LayerBlob layer, image::WriteLayer(ctx, marker, lo, store));
+    layers.push_back(layer);
+    in.history->push_back({.created = image::FormatTime(flags.epoch),
+                           .created_by = "make-busybox-image: /etc/kiln-platform",
+                           .comment = "kiln"});
+  }
+  in.config =
+      nlohmann::json{{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+                     {"Cmd", {"sh"}}};
+  PlatformImage out;
+  std::vector<image::Descriptor> layer_descs;
+  for (const image::LayerBlob& l : layers) {
+    in.diff_ids.push_back(l.diff_id);
+    layer_descs.push_back({.media_type = l.media_type, .digest = l.digest, .size = l.size});
+  }
+  KILN_ASSIGN_OR_RETURN(std::string config, image::MakeImageConfig(in));
+  KILN_RETURN_IF_ERROR(store.Put(config).status());
+  const image::Descriptor config_desc =
+      image::DescriptorOf(image::ConfigMediaType(flags.oci_media_types), config);
+  KILN_ASSIGN_OR_RETURN(out.manifest_bytes,
+                        image::MakeManifest(config_desc, layer_descs, flags.oci_media_types));
+  KILN_RETURN_IF_ERROR(store.Put(out.manifest_bytes).status());
+  out.manifest =
+      image::DescriptorOf(image::ManifestMediaType(flags.oci_media_types), out.manifest_bytes);
+  out.manifest.platform = platform;
+  out.blobs = layer_descs;
+  out.blobs.push_back(config_desc);
+  return out;
+}
+
 absl::StatusOr<std::string> Build(const Flags& flags, const fs::path& work) {
   const Context ctx;
   const fs::path root = work / "rootfs";
@@ -123,45 +187,56 @@ absl::StatusOr<std::string> Build(const Flags& flags, const fs::path& work) {
   KILN_ASSIGN_OR_RETURN(lo.compression, image::ParseCompression(flags.compression));
   lo.oci_media_types = flags.oci_media_types;
   lo.rewrite_timestamp = flags.epoch;
-  KILN_ASSIGN_OR_RETURN(image::LayerBlob layer, image::WriteLayer(ctx, root, lo, *store));
+  KILN_ASSIGN_OR_RETURN(image::LayerBlob busybox, image::WriteLayer(ctx, root, lo, *store));
 
-  image::ConfigInput in;
-  in.platform = image::Platform{.architecture = "amd64", .os = "linux"};
-  in.config =
-      nlohmann::json{{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
-                     {"Cmd", {"sh"}}};
-  in.diff_ids = {layer.diff_id};
-  in.history =
-      std::vector<image::History>{{.created = image::FormatTime(flags.epoch),
-                                   .created_by = "make-busybox-image: busybox-static rootfs",
-                                   .comment = "kiln"}};
-  KILN_ASSIGN_OR_RETURN(std::string config, image::MakeImageConfig(in));
-  KILN_RETURN_IF_ERROR(store->Put(config).status());
-  const image::Descriptor config_desc =
-      image::DescriptorOf(image::ConfigMediaType(flags.oci_media_types), config);
-  const image::Descriptor layer_desc{
-      .media_type = layer.media_type, .digest = layer.digest, .size = layer.size};
-  KILN_ASSIGN_OR_RETURN(std::string manifest,
-                        image::MakeManifest(config_desc, {layer_desc}, flags.oci_media_types));
-  KILN_RETURN_IF_ERROR(store->Put(manifest).status());
+  std::vector<PlatformImage> images;
+  if (flags.platforms.empty()) {
+    KILN_ASSIGN_OR_RETURN(PlatformImage img,
+                          BuildImage(ctx, flags, busybox, std::nullopt, work, *store));
+    images.push_back(std::move(img));
+  }
+  for (const std::string& p : flags.platforms) {
+    KILN_ASSIGN_OR_RETURN(image::Platform platform, llb::ParsePlatform(p));
+    KILN_ASSIGN_OR_RETURN(PlatformImage img,
+                          BuildImage(ctx, flags, busybox, platform, work, *store));
+    images.push_back(std::move(img));
+  }
   image::ArchiveOptions ao;
-  ao.root = image::DescriptorOf(image::ManifestMediaType(flags.oci_media_types), manifest);
   ao.names = flags.names;
+  std::string root_bytes;
+  if (flags.platforms.empty()) {
+    ao.root = images[0].manifest;
+    root_bytes = images[0].manifest_bytes;
+  } else {
+    std::vector<image::Descriptor> manifests;
+    for (const PlatformImage& img : images) manifests.push_back(img.manifest);
+    KILN_ASSIGN_OR_RETURN(root_bytes, image::MakeIndex(manifests, flags.oci_media_types));
+    KILN_RETURN_IF_ERROR(store->Put(root_bytes).status());
+    ao.root = image::DescriptorOf(image::IndexMediaType(flags.oci_media_types), root_bytes);
+  }
 
   if (!flags.push.empty()) {
-    // Seeds a registry: the layer and config blobs, then the manifest under each reference.
+    // Seeds a registry: every blob, each platform's manifest (by digest when there is an
+    // index), then the root manifest under each reference.
     registry::Client client({.hosts = {}});
     for (const std::string& target : flags.push) {
       KILN_ASSIGN_OR_RETURN(registry::Reference ref, registry::ParseReference(target));
-      for (const image::Descriptor& d : {layer_desc, config_desc}) {
-        KILN_RETURN_IF_ERROR(client.PushBlob(
-            ctx, ref,
-            registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
-            *store));
+      for (const PlatformImage& img : images) {
+        for (const image::Descriptor& d : img.blobs) {
+          KILN_RETURN_IF_ERROR(client.PushBlob(
+              ctx, ref,
+              registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
+              *store));
+        }
+        if (!flags.platforms.empty()) {
+          KILN_RETURN_IF_ERROR(client
+                                   .PushManifest(ctx,
+                                                 registry::WithDigest(ref, img.manifest.digest),
+                                                 img.manifest.media_type, img.manifest_bytes)
+                                   .status());
+        }
       }
-      KILN_RETURN_IF_ERROR(
-          client.PushManifest(ctx, ref, image::ManifestMediaType(flags.oci_media_types), manifest)
-              .status());
+      KILN_RETURN_IF_ERROR(client.PushManifest(ctx, ref, ao.root.media_type, root_bytes).status());
     }
     if (flags.out.empty()) return ao.root.digest;
   }
@@ -193,6 +268,9 @@ int main(int argc, char** argv) {
   app.add_option("--name", flags.names, "image name(s) for index.json / manifest.json");
   app.add_option("--compression", flags.compression, "gzip | zstd | uncompressed");
   app.add_option("--epoch", flags.epoch, "timestamp (seconds) of every file and of the image");
+  app.add_option("--platform", flags.platforms,
+                 "make an index with one image per platform (repeat), each with a marker file "
+                 "/etc/kiln-platform; the busybox binary stays the host's");
   app.add_flag("!--docker-mediatypes", flags.oci_media_types,
                "Docker schema2 media types instead of OCI");
   CLI11_PARSE(app, argc, argv);

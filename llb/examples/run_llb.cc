@@ -5,6 +5,7 @@
 //
 //   {"base": "rootfs",                      local source copied in as the root filesystem
 //    "image": "busybox",                    or an image as the root filesystem
+//    "platform": "linux/arm64",             the image's platform (default: the host's)
 //    "steps": [{"run": "echo hi > /x",      each step: sh -c RUN on the previous root
 //               "args": ["/bin/true"],      (or exact argv instead of "run")
 //               "env": {"A": "1"}, "cwd": "/w", "user": "nobody", "hostname": "h",
@@ -50,9 +51,15 @@ pb::CacheSharingOpt Sharing(const std::string& s) {
 int Run(const json& spec) {
   const std::string base_name = spec.value("base", "rootfs");
   // "image": an image reference as the base instead of a local directory.
+  ImageOptions image_options;
+  if (spec.contains("platform")) {
+    auto platform = ParsePlatform(spec["platform"].get<std::string>());
+    if (!platform.ok()) Die(std::string(platform.status().message()));
+    image_options.op.platform = *platform;
+  }
   State base =
       spec.contains("image")
-          ? Image(spec["image"].get<std::string>())
+          ? Image(spec["image"].get<std::string>(), image_options)
           : Scratch().File(Copy(Local(base_name), "/", "/",
                                 {.copy_dir_contents_only = true, .create_dest_path = true}),
                            {.custom_name = "copy " + base_name});

@@ -1,9 +1,16 @@
 #include "llb/platform.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "tests/testutil/status_matchers.h"
 
 namespace kiln::llb {
 namespace {
+
+using ::kiln::testing::IsOk;
+using ::kiln::testing::StatusIs;
+using ::testing::HasSubstr;
 
 TEST(PlatformTest, NormalizesLikeContainerd) {
   EXPECT_EQ(NormalizePlatform({.os = "Linux", .architecture = "x86_64"}),
@@ -16,6 +23,17 @@ TEST(PlatformTest, NormalizesLikeContainerd) {
             (Platform{.os = "linux", .architecture = "arm", .variant = "v6"}));
   EXPECT_EQ(HostPlatform().os, "linux");
   EXPECT_FALSE(HostPlatform().architecture.empty());
+}
+
+TEST(PlatformTest, ParsesAndFormats) {
+  auto p = ParsePlatform("linux/aarch64");
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(FormatPlatform(*p), "linux/arm64");
+  EXPECT_EQ(FormatPlatform(*ParsePlatform("linux/arm")), "linux/arm/v7");
+  EXPECT_THAT(ParsePlatform("linux/amd64/"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("os/arch[/variant]")));
+  EXPECT_THAT(ParsePlatform("linux"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"linux\"")));
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ class ArchiveTest : public ::testing::Test {
                    {.compression = Compression::kGzip, .oci_media_types = oci}, *store_);
     EXPECT_THAT(layer, IsOk());
     ConfigInput in;
-    in.platform = Platform{.architecture = "amd64", .os = "linux"};
+    in.platform = Platform{.os = "linux", .architecture = "amd64"};
     in.config = nlohmann::json{{"Cmd", {"/hello"}}};
     in.diff_ids = {layer->diff_id};
     in.history = std::vector<History>{{.created = FormatTime(1700000000), .created_by = "test"}};
@@ -167,12 +167,17 @@ TEST_F(ArchiveTest, DockerArchiveHasManifestJson) {
   EXPECT_EQ(Sha256Digest(entries[mj[0]["Config"].get<std::string>()].data), m->config.digest);
   // The member order matches Go's struct: Config, RepoTags, Layers.
   EXPECT_EQ(entries["manifest.json"].data.rfind(R"([{"Config":)", 0), 0u);
+  // docker save's legacy repositories file names the top layer under each tag.
+  ASSERT_TRUE(entries.count("repositories"));
+  const std::string top = m->layers.back().digest.substr(7);
+  EXPECT_EQ(entries["repositories"].data,
+            R"({"kiln/test":{"1":")" + top + R"("},"other":{"latest":")" + top + R"("}})");
 }
 
 TEST_F(ArchiveTest, DockerArchiveRefusesIndexes) {
   const Descriptor m = MakeImage(true);
   Descriptor md = m;
-  md.platform = Platform{.architecture = "amd64", .os = "linux"};
+  md.platform = Platform{.os = "linux", .architecture = "amd64"};
   absl::StatusOr<std::string> index = MakeIndex({md}, true);
   ASSERT_THAT(index, IsOk());
   ASSERT_THAT(store_->Put(*index), IsOk());

@@ -51,7 +51,7 @@ TEST(MakeImageConfigTest, OrdersFieldsLikeTheGoStructs) {
 
 TEST(MakeImageConfigTest, OverridesAndScratch) {
   ConfigInput in;
-  in.platform = Platform{.architecture = "arm64", .os = "linux", .variant = "v8"};
+  in.platform = Platform{.os = "linux", .architecture = "arm64", .variant = "v8"};
   in.config = nlohmann::json{{"Cmd", {"sh"}}, {"Env", {"PATH=/usr/bin"}}};
   in.diff_ids = {kDiff1, kDiff2};
   in.history = std::vector<History>{{.created = "2024-02-02T00:00:00Z", .created_by = "a"},
@@ -107,7 +107,7 @@ TEST(MakeManifestTest, OciAndDocker) {
 
 TEST(MakeIndexTest, CarriesPlatforms) {
   Descriptor m{.media_type = kOciManifest, .digest = kDiff1, .size = 5};
-  m.platform = Platform{.architecture = "amd64", .os = "linux"};
+  m.platform = Platform{.os = "linux", .architecture = "amd64"};
   absl::StatusOr<std::string> index = MakeIndex({m}, true);
   ASSERT_THAT(index, IsOk());
   EXPECT_EQ(*index, R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"

@@ -56,15 +56,6 @@ TEST(SelectPlatformTest, PicksBestAndExplainsMisses) {
                              HasSubstr("linux/amd64"))));
 }
 
-TEST(ParsePlatformTest, ParsesAndNormalizes) {
-  auto p = ParsePlatform("linux/aarch64");
-  ASSERT_THAT(p, IsOk());
-  EXPECT_EQ(FormatPlatform(*p), "linux/arm64");
-  EXPECT_EQ(FormatPlatform(*ParsePlatform("linux/arm")), "linux/arm/v7");
-  EXPECT_THAT(ParsePlatform("linux"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"linux\"")));
-}
-
 TEST(ParseManifestTest, IndexAndManifest) {
   auto index = ParseManifest(R"({"schemaVersion":2,"manifests":[
       {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":10,
