@@ -95,12 +95,20 @@ extra:x:1001:kiln
 GROUP
 }
 
-# start_registry NAME [CERT KEY]: a real docker-registry (distribution v2) on 127.0.0.1 at a
-# free port, storage in $WORK/NAME-storage, log in $WORK/NAME.log; over TLS with CERT and KEY.
+# start_registry NAME [--tls CERT KEY] [--htpasswd FILE]: a real docker-registry
+# (distribution v2) on 127.0.0.1 at a free port, storage in $WORK/NAME-storage, log in
+# $WORK/NAME.log; over TLS, and with Basic auth from a bcrypt htpasswd FILE, when asked.
 # Sets REGISTRY (host:port) and REGISTRY_PID. Skips the test when the package is missing.
 start_registry() {
-  local name=$1 tls=""
-  [ $# -lt 3 ] || tls=$'\n'"  tls:"$'\n'"    certificate: $2"$'\n'"    key: $3"
+  local name=$1 tls="" auth=""
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --tls) tls=$'\n'"  tls:"$'\n'"    certificate: $2"$'\n'"    key: $3"; shift 3 ;;
+      --htpasswd) auth="auth:"$'\n'"  htpasswd:"$'\n'"    realm: kiln-test"$'\n'"    path: $2"; shift 2 ;;
+      *) fail "start_registry: unknown option $1" ;;
+    esac
+  done
   command -v docker-registry >/dev/null || skip "docker-registry is not installed"
   local port log="$WORK/$name.log"
   for _ in $(seq 20); do
@@ -116,6 +124,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port$tls
+$auth
 YML
     docker-registry serve "$WORK/$name.yml" >"$log" 2>&1 &
     REGISTRY_PID=$!

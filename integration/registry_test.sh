@@ -5,12 +5,16 @@
 #   or partial download in kilnd's store; a transfer cut short once resumes with a Range request.
 # - an index: the host's platform is picked, or the one the LLB asks for.
 # - a mirror for docker.io from the daemon config serves `busybox`.
+# - a registry with htpasswd (Basic) auth: the kiln client serves credentials from
+#   $DOCKER_CONFIG/config.json through the session; push and pull work with them, and fail
+#   clearly without them or with a wrong password.
 # - a TLS registry with a self-signed certificate: push refused, then allowed with
 #   registry.insecure=true.
 . "$(dirname "$0")/lib.sh"
 : "${RUN_LLB:?RUN_LLB must name the run-llb binary}"
 : "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
 : "${FAULT_PROXY:?FAULT_PROXY must name the fault-proxy binary}"
+: "${HTPASSWD:?HTPASSWD must name the htpasswd binary}"
 [ "$(id -u)" -eq 0 ] || skip "containers need root"
 [ -x /bin/busybox ] || skip "busybox-static is not installed"
 
@@ -142,13 +146,57 @@ grep -q 'GET /v2/library/busybox/manifests/latest' "$WORK/registry.log" ||
   fail "the mirror was not asked for library/busybox: $(grep -c . "$WORK/registry.log") log lines"
 pass "\`busybox\` is docker.io/library/busybox:latest, served by the configured mirror"
 
+# ---- Basic auth with credentials from the client's docker config ---------------------------
+plain_registry=$REGISTRY
+"$HTPASSWD" alice s3cret >"$WORK/htpasswd" || fail "htpasswd failed"
+start_registry authreg --htpasswd "$WORK/htpasswd"
+auth_registry=$REGISTRY
+docker_config() {  # docker_config DIR USER PASSWORD: a config.json with one `auths` entry
+  mkdir -p "$1"
+  printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$auth_registry" "$(printf '%s:%s' "$2" "$3" | base64 -w0)" \
+    >"$1/config.json"
+}
+docker_config "$WORK/dc-good" alice s3cret
+docker_config "$WORK/dc-bad" alice wrong
+mkdir -p "$WORK/dc-none"
+echo '{"image":"'"$plain_registry"'/library/busybox:latest","steps":[{"run":"echo authed > /a"}]}' |
+  "$RUN_LLB" >"$WORK/def"
+rc=0
+DOCKER_CONFIG="$WORK/dc-none" "$KILN" --addr "$sock" build --progress plain \
+  --output "type=image,name=$auth_registry/private/app:1,push=true" <"$WORK/def" 2>"$WORK/progress" || rc=$?
+[ "$rc" -ne 0 ] || fail "pushed to an authenticated registry without credentials"
+assert_contains "$(cat "$WORK/progress")" "$auth_registry/private/app" "anonymous push error"
+assert_contains "$(cat "$WORK/progress")" "401" "anonymous push error"
+DOCKER_CONFIG="$WORK/dc-good" "$KILN" --addr "$sock" build --progress plain \
+  --output "type=image,name=$auth_registry/private/app:1,push=true" <"$WORK/def" 2>"$WORK/progress" ||
+  fail "push with credentials failed: $(cat "$WORK/progress")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$auth_registry/v2/private/app/manifests/1")" = 401 ] ||
+  fail "the registry does not ask for credentials"
+curl -fsS -o /dev/null -u alice:s3cret -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$auth_registry/v2/private/app/manifests/1" || fail "the registry has no private/app:1"
+! grep -q 's3cret' "$WORK/main.log" "$WORK/progress" || fail "the password reached a log"
+pass "push to a Basic-auth registry with credentials from DOCKER_CONFIG (refused without)"
+
+# Pull on the other daemon, which lacks the pushed layer: its blob is fetched with credentials.
+pull_private() {  # pull_private DOCKER_CONFIG_DIR
+  echo '{"image":"'"$auth_registry"'/private/app:1","steps":[{"run":"cat /a > /b"}]}' | "$RUN_LLB" >"$WORK/def"
+  DOCKER_CONFIG=$1 "$KILN" --addr "unix://$WORK/mirrored.sock" build --progress plain \
+    --output type=local,dest="$WORK/private" <"$WORK/def" 2>"$WORK/progress"
+}
+rc=0; pull_private "$WORK/dc-bad" || rc=$?
+[ "$rc" -ne 0 ] || fail "pulled with a wrong password"
+assert_contains "$(cat "$WORK/progress")" "$auth_registry/private/app" "wrong password error"
+assert_contains "$(cat "$WORK/progress")" "401" "wrong password error"
+pull_private "$WORK/dc-good" || fail "pull with credentials failed: $(cat "$WORK/progress")"
+[ "$(cat "$WORK/private/b")" = authed ] || fail "the pulled private image lacks the built file"
+pass "pull from a Basic-auth registry with credentials; a wrong password fails naming the image"
+
 # ---- TLS with a self-signed certificate, and registry.insecure ------------------------------
 command -v openssl >/dev/null || skip "openssl is not installed"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=kiln-test-registry" \
   -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null ||
   fail "openssl could not make a certificate"
-plain_registry=$REGISTRY
-start_registry tlsreg "$WORK/tls.pem" "$WORK/tls.key"
+start_registry tlsreg --tls "$WORK/tls.pem" "$WORK/tls.key"
 echo '{"image":"'"$plain_registry"'/library/busybox:latest","steps":[{"run":"echo over-tls > /t"}]}' |
   "$RUN_LLB" >"$WORK/def"
 rc=0
