@@ -93,6 +93,55 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
     }
     locals[l.substr(0, eq)] = std::filesystem::absolute(dir).string();
   }
+  std::string frontend = flags.frontend;
+  std::map<std::string, std::string> frontend_attrs;
+  for (const std::string& opt : flags.opts) {
+    size_t eq = opt.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Fail(absl::StrCat("--opt ", opt, ": want KEY=VALUE"));
+    frontend_attrs[opt.substr(0, eq)] = opt.substr(eq + 1);
+  }
+  if (!flags.context.empty() || !flags.file.empty()) {
+    // buildx-style: the Dockerfile frontend on a context directory.
+    if (!frontend.empty() && frontend != "dockerfile.v0") {
+      return Fail(absl::StrCat("a build context is for the Dockerfile frontend, not ", frontend));
+    }
+    frontend = "dockerfile.v0";
+    const std::string context = flags.context.empty() ? "." : flags.context;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(context, ec)) {
+      return Fail(absl::StrCat("build context ", context, " is not a directory"));
+    }
+    std::filesystem::path file = flags.file.empty() ? std::filesystem::path(context) / "Dockerfile"
+                                                    : std::filesystem::path(flags.file);
+    if (flags.file == "-") return Fail("-f -: reading the Dockerfile from stdin is not supported");
+    if (!std::filesystem::is_regular_file(file, ec)) {
+      return Fail(absl::StrCat("Dockerfile ", file.string(), " not found"));
+    }
+    locals["context"] = std::filesystem::absolute(context).lexically_normal().string();
+    locals["dockerfile"] =
+        std::filesystem::absolute(file).parent_path().lexically_normal().string();
+    frontend_attrs["filename"] = file.filename().string();
+  }
+  for (const std::string& a : flags.build_args) {
+    size_t eq = a.find('=');
+    if (eq == 0) return Fail(absl::StrCat("--build-arg ", a, ": want NAME=VALUE"));
+    if (eq == std::string::npos) {
+      // Like docker: NAME alone takes the value from the environment, or is left out.
+      if (const char* v = std::getenv(a.c_str()); v != nullptr) {
+        frontend_attrs["build-arg:" + a] = v;
+      }
+      continue;
+    }
+    frontend_attrs["build-arg:" + a.substr(0, eq)] = a.substr(eq + 1);
+  }
+  if (!flags.target.empty()) frontend_attrs["target"] = flags.target;
+  if (!flags.platform.empty()) frontend_attrs["platform"] = flags.platform;
+  if (frontend.empty() && !frontend_attrs.empty()) {
+    return Fail(
+        "--opt, --build-arg, --target and --platform need a frontend (--frontend "
+        "dockerfile.v0, or a build context)");
+  }
   std::vector<OutputTarget> targets;
   std::vector<v1::Exporter> exporters;
   for (const std::string& o : flags.outputs) {
@@ -138,13 +187,17 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   if (!display_or.ok()) return Fail(std::string(display_or.status().message()));
   std::unique_ptr<ProgressDisplay> display = *std::move(display_or);
   pb::Definition def;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  if (buf.str().empty()) {
-    return Fail("no LLB definition on stdin (pipe one in, e.g. from hello-llb)");
-  }
-  if (!def.ParseFromString(buf.str()) || def.def_size() == 0) {
-    return Fail("stdin is not a valid LLB definition (no ops)");
+  if (frontend.empty()) {
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (buf.str().empty()) {
+      return Fail(
+          "no LLB definition on stdin (pipe one in, e.g. from hello-llb), and no Dockerfile "
+          "build (kiln build [-f Dockerfile] CONTEXT)");
+    }
+    if (!def.ParseFromString(buf.str()) || def.def_size() == 0) {
+      return Fail("stdin is not a valid LLB definition (no ops)");
+    }
   }
 
   auto conn = Connect(connect);
@@ -179,7 +232,12 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   const std::string ref = NewSessionId();
   req.set_ref(ref);
   req.set_session((*session)->id());
-  *req.mutable_definition() = def;
+  if (frontend.empty()) {
+    *req.mutable_definition() = def;
+  } else {
+    req.set_frontend(frontend);
+  }
+  for (const auto& [k, v] : frontend_attrs) (*req.mutable_frontendattrs())[k] = v;
   for (auto& e : exporters) *req.add_exporters() = e;
   if (flags.no_cache) (*req.mutable_frontendattrs())["no-cache"] = "";
   // As buildx does: the environment's SOURCE_DATE_EPOCH becomes the build argument.

@@ -22,9 +22,20 @@ struct BuildFlags {
   std::vector<std::string> secrets;       // id=X,src=FILE | id=X,env=VAR (buildctl's --secret)
   std::vector<std::string> ssh;           // default | ID=SOCKET_OR_KEY[,KEY...]
   std::vector<std::string> entitlements;  // --allow security.insecure | network.host
+  // A frontend instead of a definition on stdin (buildctl's --frontend and --opt).
+  std::string frontend;           // "dockerfile.v0"
+  std::vector<std::string> opts;  // KEY=VALUE frontend options
+  // buildx-style: `kiln build [-f FILE] CONTEXT` means the Dockerfile frontend with the locals
+  // "context" = CONTEXT and "dockerfile" = FILE's directory (default: CONTEXT).
+  std::string context;
+  std::string file;                     // -f; "-" is not supported
+  std::vector<std::string> build_args;  // --build-arg K=V (K alone: from the environment)
+  std::string target;
+  std::string platform;
 };
 
-// Reads the Definition from `in` and runs the build; returns the process exit code.
+// Runs the build (reading the Definition from `in` unless a frontend is used); returns the
+// process exit code.
 int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istream& in);
 
 }  // namespace kiln::client

@@ -295,7 +295,16 @@ int main(int argc, char** argv) {
 
   BuildFlags bf;
   auto* build = app.add_subcommand(
-      "build", "build an LLB definition read from stdin (like `buildctl build`)");
+      "build",
+      "build a Dockerfile (kiln build [-f FILE] CONTEXT), or an LLB definition read from stdin "
+      "(like `buildctl build`)");
+  build->add_option("context", bf.context, "build context directory (Dockerfile builds)");
+  build->add_option("-f,--file", bf.file, "the Dockerfile (default: CONTEXT/Dockerfile)");
+  build->add_option("--build-arg", bf.build_args, "a build argument: NAME=VALUE (repeatable)");
+  build->add_option("--target", bf.target, "the Dockerfile stage to build");
+  build->add_option("--platform", bf.platform, "the platform to build for, e.g. linux/amd64");
+  build->add_option("--frontend", bf.frontend, "a frontend instead of stdin: dockerfile.v0");
+  build->add_option("--opt", bf.opts, "a frontend option: KEY=VALUE (repeatable)");
   build->add_option("--local", bf.locals, "a local directory the build reads: NAME=DIR");
   build->add_option("-o,--output", bf.outputs,
                     "where the result goes: type=local,dest=DIR, type=tar,dest=FILE|-, "
@@ -312,6 +321,11 @@ int main(int argc, char** argv) {
   build->add_option("--allow", bf.entitlements,
                     "grant an entitlement: security.insecure or network.host (repeatable)");
 
+  // Repeatable options take one value per use, so that `kiln build -o X CONTEXT` keeps
+  // CONTEXT as the positional argument.
+  for (CLI::Option* opt : build->get_options()) {
+    if (opt->get_items_expected_max() > 1) opt->allow_extra_args(false);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

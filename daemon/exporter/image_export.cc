@@ -81,6 +81,9 @@ absl::StatusOr<ImageOptions> ParseOptions(const ExportRequest& request,
   if (auto it = frontend.find("build-arg:SOURCE_DATE_EPOCH"); it != frontend.end()) {
     epoch_text = it->second;
   }
+  // The frontend's result metadata (BuildKit's exptypes.ExporterImageConfigKey); an exporter
+  // attribute of the same name wins.
+  if (auto it = frontend.find("containerimage.config"); it != frontend.end()) o.config = it->second;
   for (const auto& [k, v] : request.attrs) {
     if (k == "name") {
       for (absl::string_view n : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
@@ -279,6 +282,10 @@ std::vector<image::History> MakeHistory(const json& base, size_t layers, const s
   for (size_t i = non_empty; i < layers; ++i) {
     out.push_back(
         {.created = created, .created_by = "kiln", .comment = "buildkit.exporter.image.v0"});
+  }
+  for (auto& h : out) {
+    // A frontend's new entries carry no time: they were made by this build.
+    if (!h.created || h.created->empty()) h.created = created;
   }
   if (epoch) {
     for (auto& h : out) {

@@ -12,6 +12,7 @@
 #include "boost/asio/post.hpp"
 #include "daemon/cache/filter.h"
 #include "daemon/exporter/exporter.h"
+#include "daemon/frontend/dockerfile_frontend.h"
 #include "daemon/ops/vertices.h"
 #include "daemon/ops/worker.h"
 #include "daemon/util/logging.h"
@@ -334,13 +335,26 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
 
   // The build's result: solved from the request's definition, or returned by a frontend
   // driving the build through the gateway.
-  absl::StatusOr<solver::ResultPtr> Result(const std::shared_ptr<BuildProgress>& progress) {
+  absl::StatusOr<BuildResult> Result(const std::shared_ptr<BuildProgress>& progress) {
     const auto& o = service_.options_;
     const v1::SolveRequest& req = *request_;
     if (!req.frontend().empty()) {
-      return absl::UnimplementedError(
-          absl::StrCat("frontend \"", req.frontend(),
-                       "\" is not available in this kilnd yet; send an LLB definition instead"));
+      if (req.frontend() != frontend::kDockerfileFrontend) {
+        return absl::UnimplementedError(
+            absl::StrCat("frontend \"", req.frontend(), "\" is not available in kilnd (it has \"",
+                         frontend::kDockerfileFrontend, "\" built in)"));
+      }
+      KILN_ASSIGN_OR_RETURN(ops::Worker worker,
+                            WorkerForBuild(*o.base, req.session(),
+                                           {req.entitlements().begin(), req.entitlements().end()}));
+      KILN_ASSIGN_OR_RETURN(
+          frontend::FrontendResult fr,
+          frontend::SolveDockerfile(
+              ctx_, {.solver = o.solver, .progress = progress.get(), .worker = &worker},
+              {.attrs = {req.frontendattrs().begin(), req.frontendattrs().end()},
+               .inputs = {req.frontendinputs().begin(), req.frontendinputs().end()},
+               .session_id = req.session()}));
+      return BuildResult{.ref = std::move(fr.result), .metadata = std::move(fr.metadata)};
     }
     if (!req.has_definition() || req.definition().def_size() == 0) {
       GatewayBuild::Params params{
@@ -361,14 +375,16 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     bool no_cache = req.frontendattrs().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    return o.solver->Solve(ctx_, target, progress.get());
+    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, o.solver->Solve(ctx_, target, progress.get()));
+    return BuildResult{.ref = std::move(result), .metadata = {}};
   }
 
   absl::Status Solve(const std::shared_ptr<BuildProgress>& progress_ptr) {
     const auto& o = service_.options_;
     const v1::SolveRequest& req = *request_;
     BuildProgress& progress = *progress_ptr;
-    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, Result(progress_ptr));
+    KILN_ASSIGN_OR_RETURN(BuildResult built, Result(progress_ptr));
+    const solver::ResultPtr& result = built.ref;
 
     std::vector<exporter::ExportRequest> exports;
     for (int i = 0; i < req.exporters_size(); ++i) {
@@ -400,6 +416,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
           return w.ok() ? w->registry : nullptr;
         },
         .frontend_attrs = {req.frontendattrs().begin(), req.frontendattrs().end()}};
+    // The frontend's metadata (the image config) is what exporters read, as in BuildKit.
+    for (const auto& [k, v] : built.metadata) deps.frontend_attrs[k] = v;
     for (const auto& e : exports) {
       solver::Vertex v;
       v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));

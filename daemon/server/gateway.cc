@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/ids.h"
 #include "base/status.h"
+#include "daemon/frontend/dockerfile_frontend.h"
 #include "daemon/ops/image_source.h"
 #include "daemon/ops/read_ref.h"
 #include "daemon/ops/vertices.h"
@@ -150,13 +151,13 @@ solver::ResultPtr GatewayBuild::FindResult(const std::string& id) {
   return it == results_.end() ? nullptr : it->second;
 }
 
-void GatewayBuild::SetReturn(absl::StatusOr<solver::ResultPtr> result) {
+void GatewayBuild::SetReturn(absl::StatusOr<BuildResult> result) {
   std::lock_guard lock(mu_);
   if (!returned_) returned_ = std::move(result);
   cv_.notify_all();
 }
 
-absl::StatusOr<solver::ResultPtr> GatewayBuild::WaitReturn() {
+absl::StatusOr<BuildResult> GatewayBuild::WaitReturn() {
   std::unique_lock lock(mu_);
   while (!returned_) {
     KILN_RETURN_IF_ERROR(ctx_.Check("build"));
@@ -226,8 +227,33 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
   return RunAsync(ctx, [this, ctx, req, resp]() -> absl::Status {
     KILN_ASSIGN_OR_RETURN(auto build, BuildFor(ctx));
     if (!req->frontend().empty()) {
-      return absl::UnimplementedError(
-          absl::StrCat("frontend \"", req->frontend(), "\" is not available in this kilnd yet"));
+      if (req->frontend() != frontend::kDockerfileFrontend) {
+        return absl::UnimplementedError(
+            absl::StrCat("frontend \"", req->frontend(), "\" is not available in kilnd (it has \"",
+                         frontend::kDockerfileFrontend, "\" built in)"));
+      }
+      KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
+                                                               build->params().entitlements));
+      frontend::FrontendRequest freq{
+          .attrs = {req->frontendopt().begin(), req->frontendopt().end()},
+          .inputs = {req->frontendinputs().begin(), req->frontendinputs().end()},
+          .session_id = build->session_id()};
+      if (build->params().no_cache && !freq.attrs.contains("no-cache")) freq.attrs["no-cache"] = "";
+      KILN_ASSIGN_OR_RETURN(
+          frontend::FrontendResult fr,
+          frontend::SolveDockerfile(
+              build->ctx(),
+              {.solver = options_.solver, .progress = &build->progress(), .worker = &worker},
+              freq));
+      std::string id = build->AddResult(std::move(fr.result));
+      auto* result = resp->mutable_result();
+      for (const auto& [k, v] : fr.metadata) (*result->mutable_metadata())[k] = v;
+      if (req->allowresultreturn()) {
+        result->mutable_ref()->set_id(id);
+      } else {
+        resp->set_ref(id);
+      }
+      return absl::OkStatus();
     }
     if (!req->has_definition() || req->definition().def_size() == 0) {
       // An empty definition is the empty result.
@@ -287,7 +313,9 @@ grpc::ServerUnaryReactor* GatewayService::Return(grpc::CallbackServerContext* ct
       return Finish(ctx, absl::NotFoundError(absl::StrCat("Return names unknown ref ", id)));
     }
   }
-  (*build)->SetReturn(result);
+  BuildResult returned{.ref = std::move(result), .metadata = {}};
+  for (const auto& [k, v] : r.metadata()) returned.metadata[k] = v;
+  (*build)->SetReturn(std::move(returned));
   return Finish(ctx, absl::OkStatus());
 }
 

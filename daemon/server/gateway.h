@@ -44,6 +44,13 @@ struct WorkerBase {
     const WorkerBase& base, const std::string& session_id,
     const std::vector<std::string>& requested_entitlements);
 
+// What a build returns: its result (null = empty) and the frontend's metadata for exporters
+// ("containerimage.config", ...).
+struct BuildResult {
+  solver::ResultPtr ref;
+  std::map<std::string, std::string> metadata;
+};
+
 // One gateway-driven build: the results its frontend produced and, once returned, the final one.
 class GatewayBuild {
  public:
@@ -67,9 +74,9 @@ class GatewayBuild {
   solver::ResultPtr FindResult(const std::string& id);
 
   // Called by Return: the final result (null = empty) or the frontend's error.
-  void SetReturn(absl::StatusOr<solver::ResultPtr> result);
+  void SetReturn(absl::StatusOr<BuildResult> result);
   // Waits for Return (or cancellation).
-  [[nodiscard]] absl::StatusOr<solver::ResultPtr> WaitReturn();
+  [[nodiscard]] absl::StatusOr<BuildResult> WaitReturn();
 
  private:
   Context ctx_;
@@ -77,8 +84,8 @@ class GatewayBuild {
   std::shared_ptr<BuildProgress> progress_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, solver::ResultPtr> results_;           // guarded by mu_
-  std::optional<absl::StatusOr<solver::ResultPtr>> returned_;  // guarded by mu_
+  std::map<std::string, solver::ResultPtr> results_;     // guarded by mu_
+  std::optional<absl::StatusOr<BuildResult>> returned_;  // guarded by mu_
 };
 
 class GatewayService final : public moby::buildkit::v1::frontend::LLBBridge::CallbackService {

@@ -85,6 +85,27 @@ void BuildProgress::Log(const std::string& vertex_digest, int stream, std::strin
   Append(std::move(r));
 }
 
+void BuildProgress::Warn(const solver::Vertex& v, const Warning& warning) {
+  v1::StatusResponse r;
+  v1::VertexWarning* w = r.add_warnings();
+  w->set_vertex(v.digest);
+  w->set_level(warning.level);
+  w->set_short_(warning.short_message);
+  for (const std::string& d : warning.detail) w->add_detail(d);
+  w->set_url(warning.url);
+  if (!warning.filename.empty()) {
+    w->mutable_info()->set_filename(warning.filename);
+    w->mutable_info()->set_data(warning.source);
+    w->mutable_info()->set_language("Dockerfile");
+    if (warning.line > 0) {
+      pb::Range* range = w->add_ranges();
+      range->mutable_start()->set_line(warning.line);
+      range->mutable_end()->set_line(warning.line);
+    }
+  }
+  Append(std::move(r));
+}
+
 void BuildProgress::Append(v1::StatusResponse r) {
   std::vector<std::function<void()>> notify;
   {

@@ -27,6 +27,7 @@ class BuildProgress final : public solver::ProgressSink {
   void Log(const std::string& vertex_digest, int stream, std::string_view data);
   void Status(const solver::Vertex& v, const std::string& id, int64_t current, int64_t total,
               bool done) override;
+  void Warn(const solver::Vertex& v, const Warning& warning) override;
   // Ends the stream for every subscriber once they have read everything.
   void Close();
 

@@ -105,6 +105,17 @@ class ProgressSink {
   virtual void Log(const Vertex& v, int stream, std::string_view data) {}
   virtual void Status(const Vertex& v, const std::string& id, int64_t current, int64_t total,
                       bool done) {}
+  // A warning about the build (BuildKit's VertexWarning), e.g. from the Dockerfile frontend.
+  struct Warning {
+    int level = 1;
+    std::string short_message;
+    std::vector<std::string> detail;
+    std::string url;
+    std::string filename;  // source file, its text and a 1-based line, when tied to one
+    std::string source;
+    int line = 0;
+  };
+  virtual void Warn(const Vertex& v, const Warning& warning) {}
 };
 
 inline void Op::ReportStarted() const {

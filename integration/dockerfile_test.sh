@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Dockerfile builds through kilnd's built-in dockerfile.v0 frontend, on a busybox image from a
+# real docker-registry: multi-stage Go-style and Python-style builds with `kiln build -f`, the
+# buildctl-style `--frontend dockerfile.v0 --local ...`, .dockerignore, `# syntax=` offline, and
+# the four ways of handling a secret, each image scanned (every layer, the config, the history)
+# for the secret's bytes.
+. "$(dirname "$0")/lib.sh"
+: "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
+[ "$(id -u)" -eq 0 ] || skip "containers need root"
+[ -x /bin/busybox ] || skip "busybox-static is not installed"
+
+start_registry registry
+"$MAKE_BUSYBOX_IMAGE" --push "$REGISTRY/library/busybox:latest" >/dev/null || fail "could not seed the registry"
+B="$REGISTRY/library/busybox:latest"
+sock="unix://$WORK/k.sock"
+start_kilnd main --root "$WORK/root" --addr "$sock"
+k() { "$KILN" --addr "$sock" "$@"; }
+
+# image_blobs TAR DIR: unpacks an OCI archive and prints every blob's content, decompressed.
+image_blobs() {
+  mkdir -p "$2" && tar xf "$1" -C "$2"
+  for b in "$2"/blobs/sha256/*; do
+    if gzip -t "$b" 2>/dev/null; then zcat "$b"; else cat "$b"; fi
+  done
+}
+# config_of TAR: the image config JSON of a single-manifest OCI archive.
+config_of() {
+  local dir=$WORK/cfg.$RANDOM
+  mkdir -p "$dir" && tar xf "$1" -C "$dir"
+  local manifest config
+  manifest=$(grep -o 'sha256:[0-9a-f]\{64\}' "$dir/index.json" | head -n1)
+  config=$(grep -o '"config":{[^}]*' "$dir/blobs/sha256/${manifest#sha256:}" | grep -o 'sha256:[0-9a-f]\{64\}')
+  cat "$dir/blobs/sha256/${config#sha256:}"
+}
+
+# ---- Go-style multi-stage build --------------------------------------------------------------
+go=$WORK/go
+mkdir -p "$go/cmd"
+cat >"$go/Dockerfile" <<EOF
+# syntax=docker/dockerfile:1
+ARG BASE=$B
+FROM \$BASE AS builder
+WORKDIR /src
+COPY go.mod ./
+RUN --mount=type=cache,target=/root/.cache/go-build echo "deps downloaded" > /src/deps.txt
+COPY cmd/ ./cmd/
+ARG VERSION=dev
+RUN --mount=type=cache,target=/root/.cache/go-build \\
+    mkdir -p /out && { echo '#!/bin/sh'; echo "echo app \$VERSION"; } > /out/app && chmod 755 /out/app && \\
+    date > /root/.cache/go-build/stamp
+
+FROM \$BASE AS unused
+RUN exit 1
+
+FROM \$BASE
+COPY --from=builder /out/app /usr/local/bin/app
+USER nobody
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/app"]
+EOF
+echo "module example.com/app" >"$go/go.mod"
+echo "package main" >"$go/cmd/main.go"
+k build -f "$go/Dockerfile" --build-arg VERSION=1.2.3 --progress plain \
+  --output "type=oci,dest=$WORK/go.tar" --metadata-file "$WORK/go.json" "$go" 2>"$WORK/progress" ||
+  fail "Go-style build failed: $(cat "$WORK/progress")"
+assert_contains "$(cat "$WORK/progress")" "using the built-in Dockerfile frontend for docker/dockerfile:1" "progress"
+assert_contains "$(cat "$WORK/progress")" "[builder 7/7] RUN --mount=type=cache" "progress"
+case "$(cat "$WORK/progress")" in *"exit 1"*) fail "the unused stage was built" ;; esac
+cfg=$(config_of "$WORK/go.tar")
+assert_contains "$cfg" '"Entrypoint":["/usr/local/bin/app"]' "image config"
+assert_contains "$cfg" '"User":"nobody"' "image config"
+assert_contains "$cfg" '"8080/tcp":{}' "image config"
+assert_contains "$cfg" '"created_by":"COPY --from=builder /out/app /usr/local/bin/app # buildkit"' "history"
+case "$cfg" in *VERSION=1.2.3*) fail "a build arg of another stage is in the final image: $cfg" ;; esac
+pass "a Go-style multi-stage build with a cache mount and an unused stage"
+
+# A rebuild is cached, and the app runs from the exported root filesystem.
+k build -f "$go/Dockerfile" --build-arg VERSION=1.2.3 --progress plain \
+  --output "type=local,dest=$WORK/go-root" "$go" 2>"$WORK/progress" || fail "rebuild failed: $(cat "$WORK/progress")"
+[ "$(grep -c CACHED "$WORK/progress")" -ge 4 ] || fail "the rebuild was not cached: $(cat "$WORK/progress")"
+[ "$(chroot "$WORK/go-root" /usr/local/bin/app)" = "app 1.2.3" ] || fail "the built app does not run"
+pass "an unchanged rebuild is cached and the app runs"
+
+# ---- Python-style build, .dockerignore, buildctl-style flags --------------------------------
+py=$WORK/py
+mkdir -p "$py/app" "$py/.venv" "$py/df"
+cat >"$py/df/app.Dockerfile" <<EOF
+FROM $B
+ENV PYTHONUNBUFFERED=1 APP_HOME=/app
+WORKDIR \$APP_HOME
+COPY requirements.txt .
+RUN --mount=type=cache,target=/root/.cache/pip sed 's/^/installed /' requirements.txt > installed.txt
+COPY . .
+LABEL org.opencontainers.image.title="py app"
+CMD ["python", "-m", "app"]
+EOF
+echo "flask==3.0" >"$py/requirements.txt"
+echo "print('hi')" >"$py/app/__main__.py"
+echo "secret venv" >"$py/.venv/junk"
+echo "log" >"$py/debug.log"
+printf '.venv\n*.log\ndf\n' >"$py/.dockerignore"
+k build --frontend dockerfile.v0 --local context="$py" --local dockerfile="$py/df" \
+  --opt filename=app.Dockerfile --progress plain --output "type=oci,dest=$WORK/py.tar" \
+  2>"$WORK/progress" || fail "Python-style build failed: $(cat "$WORK/progress")"
+list=$(image_blobs "$WORK/py.tar" "$WORK/py-blobs" | tr -d '\0' | strings)
+assert_contains "$list" "installed flask==3.0" "layers"
+case "$list" in *"secret venv"*|*debug.log*) fail ".dockerignore'd files reached the image" ;; esac
+cfg=$(config_of "$WORK/py.tar")
+assert_contains "$cfg" '"WorkingDir":"/app"' "image config"
+assert_contains "$cfg" '"org.opencontainers.image.title":"py app"' "image config"
+assert_contains "$cfg" '"Cmd":["python","-m","app"]' "image config"
+assert_contains "$cfg" '"PYTHONUNBUFFERED=1"' "image config"
+pass "a Python-style build with --frontend/--local/--opt, honouring .dockerignore"
+
+# ---- Syntax directives and errors ------------------------------------------------------------
+bad=$WORK/bad
+mkdir -p "$bad"
+printf '# syntax=example.com/some/frontend:1\nFROM %s\n' "$B" >"$bad/Dockerfile"
+rc=0; k build --progress plain "$bad" 2>"$WORK/progress" || rc=$?
+[ "$rc" -ne 0 ] || fail "an external syntax image was accepted"
+assert_contains "$(cat "$WORK/progress")" "example.com/some/frontend:1" "syntax error"
+printf 'FROM %s\nRUN --mount=type=bogus,target=/x true\n' "$B" >"$bad/Dockerfile"
+rc=0; k build --progress plain "$bad" 2>"$WORK/progress" || rc=$?
+[ "$rc" -ne 0 ] || fail "a bad mount type was accepted"
+assert_contains "$(cat "$WORK/progress")" "bogus" "mount error"
+pass "an external # syntax= image and a bad --mount fail clearly"
+
+# ---- Four ways to handle a secret, each image scanned ----------------------------------------
+S=kiln-s3cr3t-$RANDOM$RANDOM
+sec=$WORK/sec
+mkdir -p "$sec"
+echo "$S" >"$sec/secret.conf"
+scan() {  # scan NAME: prints where the secret is found in image NAME's blobs and config
+  image_blobs "$WORK/$1.tar" "$WORK/$1-blobs" | tr -d '\0' | grep -c -a "$S" || true
+}
+build_secret() {  # build_secret NAME DOCKERFILE [kiln args]
+  local name=$1 df=$2; shift 2
+  printf '%s\n' "$df" >"$sec/Dockerfile"
+  k build --progress plain --output "type=oci,dest=$WORK/$name.tar" "$@" "$sec" 2>"$WORK/$name.progress" ||
+    fail "$name build failed: $(cat "$WORK/$name.progress")"
+}
+
+build_secret copyrm "FROM $B
+COPY secret.conf /tmp/secret.conf
+RUN cat /tmp/secret.conf >/dev/null && rm /tmp/secret.conf"
+[ "$(scan copyrm)" -ge 1 ] || fail "COPY then RUN rm: the secret should still be in the COPY layer"
+pass "COPY secret + RUN rm: the secret stays in a layer (documented leak, as with any builder)"
+
+build_secret arg "FROM $B
+ARG SECRET
+RUN test -n \"\$SECRET\"" --build-arg "SECRET=$S"
+[ "$(scan arg)" -ge 1 ] || fail "ARG + --build-arg: the secret should be in the history"
+assert_contains "$(config_of "$WORK/arg.tar")" "SECRET=$S" "history (ARG value in RUN's created_by)"
+assert_contains "$(cat "$WORK/arg.progress")" "SecretsUsedInArgOrEnv" "warning"
+assert_contains "$(cat "$WORK/arg.progress")" "--mount=type=secret" "warning"
+pass "ARG SECRET + --build-arg: leaks into history, and kiln warns"
+
+build_secret env "FROM $B
+ENV API_TOKEN=$S"
+assert_contains "$(config_of "$WORK/env.tar")" "API_TOKEN=$S" "image config"
+assert_contains "$(cat "$WORK/env.progress")" "SecretsUsedInArgOrEnv" "warning"
+pass "ENV API_TOKEN=...: in the image config, and kiln warns"
+
+# A secret value of its own, so that the earlier (leaky) builds cannot be what a scan finds.
+S=kiln-mounted-$RANDOM$RANDOM
+echo "$S" >"$WORK/secret.txt"
+build_secret mount "FROM $B
+RUN --mount=type=secret,id=conf grep -q . /run/secrets/conf && wc -c /run/secrets/conf > /secret-size
+RUN --mount=type=secret,id=conf,env=CONF test -n \"\$CONF\"" --secret "id=conf,src=$WORK/secret.txt"
+[ "$(scan mount)" -eq 0 ] || fail "RUN --mount=type=secret leaked the secret into the image"
+! grep -q -a "$S" "$WORK/mount.progress" "$WORK/main.log" || fail "the secret reached the progress or the daemon log"
+! grep -r -q -a "$S" "$WORK/root" 2>/dev/null || fail "the secret is on disk in kilnd's root"
+pass "RUN --mount=type=secret: the secret is in no layer, config, history, log or kilnd's disk"
+
+# ---- buildctl, when one is available ----------------------------------------------------------
+BUILDCTL=${BUILDCTL:-$(command -v buildctl || true)}
+if [ -n "$BUILDCTL" ] && [ -x "$BUILDCTL" ]; then
+  "$BUILDCTL" --addr "$sock" build --frontend dockerfile.v0 --local context="$go" \
+    --local dockerfile="$go" --opt build-arg:VERSION=9.9 --output "type=oci,dest=$WORK/bc.tar" \
+    --progress plain 2>"$WORK/bc.progress" || fail "buildctl build failed: $(cat "$WORK/bc.progress")"
+  assert_contains "$(config_of "$WORK/bc.tar")" '"Entrypoint":["/usr/local/bin/app"]' "buildctl image"
+  pass "buildctl --frontend dockerfile.v0 builds the Go-style Dockerfile"
+fi
