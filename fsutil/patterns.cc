@@ -8,106 +8,17 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/go_text.h"
 #include "base/status.h"
 #include "fsutil/paths.h"
 
 namespace kiln::fsutil {
 namespace {
 
-constexpr char32_t kRuneError = 0xFFFD;
-
-// Go's utf8.DecodeRuneInString: the rune at the start of `s` and its width; invalid encodings
-// decode as (U+FFFD, 1), an empty string as (U+FFFD, 0).
-std::pair<char32_t, size_t> DecodeRune(std::string_view s) {
-  if (s.empty()) return {kRuneError, 0};
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  if (b0 < 0x80) return {b0, 1};
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;
-  char32_t r;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-    r = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    r = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    r = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return {kRuneError, 1};
-  }
-  if (s.size() < len) return {kRuneError, 1};
-  for (size_t i = 1; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return {kRuneError, 1};
-    r = (r << 6) | (b & 0x3F);
-  }
-  return {r, len};
-}
-
-void AppendRune(std::string* out, char32_t r) {
-  if (r < 0x80) {
-    out->push_back(static_cast<char>(r));
-  } else if (r < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (r >> 6)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  } else if (r < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (r >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (r >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  }
-}
-
-// Go's unicode.IsSpace.
-bool IsSpaceRune(char32_t r) {
-  switch (r) {
-    case '\t':
-    case '\n':
-    case '\v':
-    case '\f':
-    case '\r':
-    case ' ':
-    case 0x85:
-    case 0xA0:
-    case 0x1680:
-    case 0x2028:
-    case 0x2029:
-    case 0x202F:
-    case 0x205F:
-    case 0x3000:
-      return true;
-    default:
-      return r >= 0x2000 && r <= 0x200A;
-  }
-}
-
-// Go's strings.TrimSpace.
-std::string_view TrimSpace(std::string_view s) {
-  size_t begin = 0;
-  size_t end = 0;  // one past the last non-space rune
-  bool seen = false;
-  for (size_t i = 0; i < s.size();) {
-    auto [r, n] = DecodeRune(s.substr(i));
-    if (!IsSpaceRune(r)) {
-      if (!seen) begin = i;
-      seen = true;
-      end = i + n;
-    }
-    i += n;
-  }
-  if (!seen) return {};
-  return s.substr(begin, end - begin);
-}
+using ::kiln::gotext::AppendRune;
+using ::kiln::gotext::DecodeRune;
+using ::kiln::gotext::kRuneError;
+using ::kiln::gotext::TrimSpace;
 
 // filepath.Match's getEsc: one possibly escaped character of a character class.
 absl::Status GetEsc(std::string_view* chunk, char32_t* r) {
@@ -159,9 +70,9 @@ ChunkResult MatchChunk(std::string_view chunk, std::string_view s) {
             chunk.remove_prefix(1);
             break;
           }
-          char32_t lo, hi;
+          char32_t lo = 0;
           if (absl::Status st = GetEsc(&chunk, &lo); !st.ok()) return {{}, false, st};
-          hi = lo;
+          char32_t hi = lo;
           if (chunk[0] == '-') {
             chunk.remove_prefix(1);
             if (absl::Status st = GetEsc(&chunk, &hi); !st.ok()) return {{}, false, st};
@@ -175,7 +86,7 @@ ChunkResult MatchChunk(std::string_view chunk, std::string_view s) {
       case '?':
         if (!failed) {
           if (s[0] == '/') failed = true;
-          s.remove_prefix(DecodeRune(s).second);
+          s.remove_prefix(DecodeRune(s).width);
         }
         chunk.remove_prefix(1);
         break;

@@ -70,7 +70,7 @@ cfg=$(config_of "$WORK/go.tar")
 assert_contains "$cfg" '"Entrypoint":["/usr/local/bin/app"]' "image config"
 assert_contains "$cfg" '"User":"nobody"' "image config"
 assert_contains "$cfg" '"8080/tcp":{}' "image config"
-assert_contains "$cfg" '"created_by":"COPY --from=builder /out/app /usr/local/bin/app # buildkit"' "history"
+assert_contains "$cfg" '"created_by":"COPY /out/app /usr/local/bin/app # buildkit"' "history"
 case "$cfg" in *VERSION=1.2.3*) fail "a build arg of another stage is in the final image: $cfg" ;; esac
 pass "a Go-style multi-stage build with a cache mount and an unused stage"
 
@@ -91,6 +91,7 @@ WORKDIR \$APP_HOME
 COPY requirements.txt .
 RUN --mount=type=cache,target=/root/.cache/pip sed 's/^/installed /' requirements.txt > installed.txt
 COPY . .
+COPY --parents app/__main__.py /parents/
 LABEL org.opencontainers.image.title="py app"
 CMD ["python", "-m", "app"]
 EOF
@@ -104,6 +105,7 @@ k build --frontend dockerfile.v0 --local context="$py" --local dockerfile="$py/d
   2>"$WORK/progress" || fail "Python-style build failed: $(cat "$WORK/progress")"
 list=$(image_blobs "$WORK/py.tar" "$WORK/py-blobs" | tr -d '\0' | strings)
 assert_contains "$list" "installed flask==3.0" "layers"
+assert_contains "$list" "parents/app/__main__.py" "layers (COPY --parents)"
 case "$list" in *"secret venv"*|*debug.log*) fail ".dockerignore'd files reached the image" ;; esac
 cfg=$(config_of "$WORK/py.tar")
 assert_contains "$cfg" '"WorkingDir":"/app"' "image config"
@@ -111,6 +113,18 @@ assert_contains "$cfg" '"org.opencontainers.image.title":"py app"' "image config
 assert_contains "$cfg" '"Cmd":["python","-m","app"]' "image config"
 assert_contains "$cfg" '"PYTHONUNBUFFERED=1"' "image config"
 pass "a Python-style build with --frontend/--local/--opt, honouring .dockerignore"
+
+# ---- Named contexts: an image and a local directory stand in for names -----------------------
+nc=$WORK/nc
+mkdir -p "$nc/ctx" "$nc/extra"
+echo "from the extra context" >"$nc/extra/note.txt"
+printf 'FROM alpine:3.99\nCOPY --from=extra note.txt /note.txt\nRUN cat /note.txt > /seen\n' >"$nc/ctx/Dockerfile"
+k build --opt "context:alpine:3.99=docker-image://$B" --opt context:extra=local:extra \
+  --local extra="$nc/extra" --progress plain --output "type=local,dest=$WORK/nc-out" "$nc/ctx" \
+  2>"$WORK/progress" || fail "build with named contexts failed: $(cat "$WORK/progress")"
+[ "$(cat "$WORK/nc-out/seen")" = "from the extra context" ] || fail "the local named context was not used"
+[ -x "$WORK/nc-out/bin/busybox" ] || fail "the image named context was not used as the base"
+pass "context:NAME=docker-image://... and context:NAME=local:... replace images and stages"
 
 # ---- Syntax directives and errors ------------------------------------------------------------
 bad=$WORK/bad

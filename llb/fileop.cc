@@ -265,6 +265,7 @@ class FileVertex : public internal::Vertex {
     if (o.chown) *copy->mutable_owner() = MarshalChown(*o.chown, base);
     for (const std::string& p : o.include_patterns) copy->add_include_patterns(p);
     for (const std::string& p : o.exclude_patterns) copy->add_exclude_patterns(p);
+    for (const std::string& p : o.required_paths) copy->add_required_paths(p);
     copy->set_allowwildcard(o.allow_wildcard);
     copy->set_allowemptywildcard(o.allow_empty_wildcard);
     copy->set_followsymlink(o.follow_symlinks);

@@ -72,6 +72,7 @@ struct CopyOptions {
   bool always_replace_existing_dest_paths = false;
   std::vector<std::string> include_patterns;
   std::vector<std::string> exclude_patterns;
+  std::vector<std::string> required_paths;  // must exist below the source (COPY --parents)
   std::optional<ChownOpt> chown;
   std::optional<int32_t> mode;  // permission bits for copied files; unset keeps the source's
   std::string mode_str;         // symbolic mode such as "u+x"; wins over `mode`

@@ -190,6 +190,39 @@ absl::StatusOr<FrontendResult> SolveDockerfile(const Context& ctx, const Fronten
     return dockerfile::ResolvedImage{.ref = img->ref, .digest = img->digest, .config = img->config};
   };
 
+  // context:NAME=docker-image://REF | local:DIRNAME replace stages and images named NAME.
+  for (const auto& [k, v] : attrs) {
+    if (!absl::StartsWith(k, "context:")) continue;
+    const std::string name = k.substr(8);
+    dockerfile::ConvertOptions::NamedContext nc;
+    if (absl::StartsWith(v, "docker-image://")) {
+      auto normalized = llb::NormalizeImageRef(v.substr(15));
+      if (!normalized.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("context:", name, "=", v, ": ", normalized.status().message()));
+      }
+      const llb::Platform platform = o.target_platform.value_or(llb::HostPlatform());
+      KILN_ASSIGN_OR_RETURN(dockerfile::ResolvedImage img, o.resolve(*normalized, platform));
+      llb::ImageOptions io;
+      io.op.platform = platform;
+      std::string pinned = *normalized;
+      if (pinned.find('@') == std::string::npos) absl::StrAppend(&pinned, "@", img.digest);
+      nc.state = llb::Image(pinned, io);
+      nc.image_config = img.config;
+    } else if (absl::StartsWith(v, "local:")) {
+      llb::LocalOptions lo;
+      lo.session_id = req.session_id;
+      lo.shared_key_hint = v.substr(6);
+      lo.op.custom_name = absl::StrCat("[context ", name, "] load from client");
+      nc.state = llb::Local(v.substr(6), lo);
+    } else {
+      return absl::UnimplementedError(absl::StrCat(
+          "context:", name, "=", v,
+          ": kiln supports named contexts of the forms docker-image://REF and local:NAME"));
+    }
+    o.named_contexts[name] = std::move(nc);
+  }
+
   KILN_ASSIGN_OR_RETURN(dockerfile::ConvertResult conv, dockerfile::DockerfileToLlb(dockerfile, o));
 
   FrontendResult out;

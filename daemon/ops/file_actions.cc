@@ -411,6 +411,20 @@ absl::Status CopyImpl(const Context& ctx, const std::string& src_root, const std
     }
   }
 
+  for (const std::string& required : a.required_paths()) {
+    const std::string path = AbsClean(required);
+    Resolved r = ResolveRaw(src_fd.get(), path, a.followsymlink());
+    struct stat st;
+    int err = r.err;
+    if (err == 0 && !r.loc.IsSelf() &&
+        ::fstatat(r.loc.dir.get(), r.loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      err = errno;
+    }
+    if (err != 0) {
+      return ErrnoStatus(err, absl::StrCat("\"", path, "\": not found (", ErrnoText(err), ")"));
+    }
+  }
+
   std::vector<std::string> sources;
   if (!a.allowwildcard()) {
     sources.push_back(src_path);

@@ -1,42 +1,12 @@
 #include "daemon/image/internal/go_json.h"
 
-#include <cstdint>
 #include <cstdio>
 #include <string_view>
 
+#include "base/go_text.h"
+
 namespace kiln::image::internal {
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is invalid.
-size_t Utf8Length(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-      (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
-    return 0;
-  }
-  return n;
-}
 
 void AppendString(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -78,20 +48,17 @@ void AppendString(std::string_view s, std::string& out) {
       ++i;
       continue;
     }
-    const size_t n = Utf8Length(s, i);
-    if (n == 0) {
+    const gotext::DecodedRune d = gotext::DecodeRune(s.substr(i));
+    if (!d.valid()) {
       out += "\\ufffd";
-      ++i;
-    } else if (n == 3 && s.substr(i, 3) == "\xe2\x80\xa8") {
+    } else if (d.rune == 0x2028) {
       out += "\\u2028";
-      i += 3;
-    } else if (n == 3 && s.substr(i, 3) == "\xe2\x80\xa9") {
+    } else if (d.rune == 0x2029) {
       out += "\\u2029";
-      i += 3;
     } else {
-      out.append(s.substr(i, n));
-      i += n;
+      out.append(s.substr(i, d.width));
     }
+    i += d.width;
   }
   out += '"';
 }

@@ -104,6 +104,29 @@ std::string QuoteList(const std::vector<std::string>& v) {
   return absl::StrCat("[", absl::StrJoin(q, " "), "]");
 }
 
+// Go's time.Duration.String(): "0s", "1.5s", "1m30s", "2h0m0s", "500ms".
+std::string GoDuration(int64_t ns) {
+  if (ns == 0) return "0s";
+  const std::string sign = ns < 0 ? "-" : "";
+  const uint64_t u = ns < 0 ? static_cast<uint64_t>(-ns) : static_cast<uint64_t>(ns);
+  // v/unit with its fraction, trailing zeros dropped: frac(1500, 1000) = "1.5".
+  auto frac = [](uint64_t v, uint64_t unit) {
+    std::string f = std::to_string(v % unit);
+    f = std::string(std::to_string(unit).size() - 1 - f.size(), '0') + f;
+    while (!f.empty() && f.back() == '0') f.pop_back();
+    return f.empty() ? std::to_string(v / unit) : absl::StrCat(v / unit, ".", f);
+  };
+  if (u < 1000) return absl::StrCat(sign, u, "ns");
+  if (u < 1000000) return absl::StrCat(sign, frac(u, 1000), "\u00b5s");
+  if (u < 1000000000) return absl::StrCat(sign, frac(u, 1000000), "ms");
+  const uint64_t secs = u / 1000000000, rem = u % 1000000000;
+  const std::string s_part = frac(secs % 60 * 1000000000 + rem, 1000000000) + "s";
+  if (secs < 60) return sign + s_part;
+  const uint64_t mins = secs / 60;
+  if (mins < 60) return absl::StrCat(sign, mins, "m", s_part);
+  return absl::StrCat(sign, mins / 60, "h", mins % 60, "m", s_part);
+}
+
 std::string CleanPath(const std::string& p) {
   std::string out = std::filesystem::path(p).lexically_normal().string();
   if (out.size() > 1 && out.back() == '/') out.pop_back();
@@ -117,9 +140,11 @@ struct Stage {
   std::string name;  // AS name, or empty
   llb::Platform platform;
   llb::State state;
-  json image = json::object();             // the image config being built
-  KeyValues build_args;                    // ARGs declared in this stage that have values
-  std::vector<std::string> declared_args;  // every declared ARG name, in order
+  json image = json::object();  // the image config being built
+  KeyValues build_args;         // ARGs declared in this stage that have values
+  // Every ARG as declared, in order (repeats kept), with its value ("" when unset): BuildKit's
+  // d.buildArgs, which RUN's history lists.
+  std::vector<std::pair<std::string, std::string>> declared_args;
   std::vector<std::string> shell = DefaultShell();
   bool cmd_set = false;
   bool dispatched = false;
@@ -461,24 +486,30 @@ class Converter {
     env.push_back(entry);
   }
 
+  // As BuildKit's dispatchArg: the value is the build arg, else the expanded default, else
+  // the global ARG of the same name (or the predefined platform arg). Values join the state's
+  // environment (so RUN sees them and child stages inherit them), never the image config.
   absl::Status DispatchOne(Stage& s, const ins::ArgCommand& c, size_t) {
     std::vector<std::string> parts;
     const auto platform_args = PlatformArgs(o_.build_platform, target_platform_);
     for (const ins::KeyValueOptional& kv : c.args) {
+      WarnSecretName(c, "ARG", kv.key);
       std::optional<std::string> value;
       if (auto it = o_.build_args.find(kv.key); it != o_.build_args.end()) {
         value = it->second;
+      } else if (auto p = platform_args.find(kv.key); p != platform_args.end() && !kv.value) {
+        value = p->second;
       } else if (kv.value) {
         KILN_ASSIGN_OR_RETURN(value, Expand(s, c, *kv.value));
-      } else if (auto p = platform_args.find(kv.key); p != platform_args.end()) {
-        value = p->second;
       } else if (meta_arg_names_.count(kv.key) != 0) {
         value = global_args_.Get(kv.key);
       }
-      if (value) s.build_args.Set(kv.key, *value);
-      s.declared_args.push_back(kv.key);
-      parts.push_back(kv.value ? absl::StrCat(kv.key, "=", *kv.value) : kv.key);
-      WarnSecretName(c, "ARG", kv.key);
+      if (value) {
+        s.state = s.state.AddEnv(kv.key, *value);
+        s.build_args.Set(kv.key, *value);
+      }
+      s.declared_args.emplace_back(kv.key, value.value_or(""));
+      parts.push_back(value ? absl::StrCat(kv.key, "=", *value) : kv.key);
     }
     AddHistory(s, absl::StrCat("ARG ", absl::StrJoin(parts, " ")), false);
     return absl::OkStatus();
@@ -556,10 +587,7 @@ class Converter {
         }
       }
     }
-    AddHistory(
-        s,
-        absl::StrCat("EXPOSE map[", absl::StrJoin(added, ":{} "), added.empty() ? "" : ":{}", "]"),
-        false);
+    AddHistory(s, absl::StrCat("EXPOSE [", absl::StrJoin(added, " "), "]"), false);
     return absl::OkStatus();
   }
 
@@ -624,15 +652,21 @@ class Converter {
     if (c.start_interval_ns) hc["StartInterval"] = c.start_interval_ns;
     if (c.retries) hc["Retries"] = c.retries;
     Config(s)["Healthcheck"] = hc;
-    AddHistory(s, absl::StrCat("HEALTHCHECK ", QuoteList(c.test)), false);
+    // Go's %+v of the HealthcheckConfig struct.
+    AddHistory(s,
+               absl::StrCat(
+                   "HEALTHCHECK {Test:[", absl::StrJoin(c.test, " "),
+                   "] Interval:", GoDuration(c.interval_ns), " Timeout:", GoDuration(c.timeout_ns),
+                   " StartPeriod:", GoDuration(c.start_period_ns),
+                   " StartInterval:", GoDuration(c.start_interval_ns), " Retries:", c.retries, "}"),
+               false);
     return absl::OkStatus();
   }
 
   absl::Status DispatchOne(Stage& s, const ins::OnbuildCommand& c, size_t) {
     json& ob = Config(s)["OnBuild"];
     if (!ob.is_array()) ob = json::array();
-    ob.push_back(c.expression);
-    AddHistory(s, absl::StrCat("ONBUILD ", c.expression), false);
+    ob.push_back(c.expression);  // BuildKit records no history entry for ONBUILD
     return absl::OkStatus();
   }
 
@@ -737,10 +771,7 @@ class Converter {
     if (args.empty()) return LineError(c, "RUN needs a command");
     ro.args = args;
 
-    // Build args reach the process environment (not the image); ENV wins over ARG.
-    KeyValues env;
-    for (const auto& [k, v] : s.build_args.items()) env.Set(k, v);
-    for (const auto& [k, v] : s.state.Env()) env.Set(k, v);
+    // ARG values are in the state's environment already (see the ARG dispatch).
     llb::ProxyEnv proxy;
     bool have_proxy = false;
     for (const auto& [k, v] : o_.build_args) {
@@ -754,7 +785,6 @@ class Converter {
       have_proxy = true;
     }
     if (have_proxy) ro.proxy_env = proxy;
-    for (const auto& kv : env.items()) ro.env.push_back(kv);
 
     if (c.network == "none")
       ro.network = pb::NONE;
@@ -817,14 +847,8 @@ class Converter {
 
     // History: "RUN |N A=1 B=2 /bin/sh -c cmd # buildkit", like BuildKit's runCommandString.
     std::vector<std::string> hist;
-    std::vector<std::string> declared;
-    for (const std::string& name : s.declared_args) {
-      if (auto v = s.build_args.Get(name)) {
-        if (std::find(declared.begin(), declared.end(), name) != declared.end()) continue;
-        declared.push_back(name);
-        std::string value = s.state.GetEnv(name).value_or(*v);
-        hist.push_back(absl::StrCat(name, "=", value));
-      }
+    for (const auto& [name, value] : s.declared_args) {
+      hist.push_back(absl::StrCat(name, "=", s.state.GetEnv(name).value_or(value)));
     }
     if (!hist.empty()) hist.insert(hist.begin(), absl::StrCat("|", hist.size()));
     for (const auto& a : args) hist.push_back(a);
@@ -842,8 +866,6 @@ class Converter {
 
   absl::Status DispatchOne(Stage& s, const ins::CopyCommand& c, size_t step) {
     const char* name = c.is_add ? "ADD" : "COPY";
-    if (c.parents)
-      return LineError(c, absl::StrCat(name, " --parents is not supported by kiln yet"));
     KILN_ASSIGN_OR_RETURN(std::string dest, Expand(s, c, c.dest));
     std::vector<std::string> sources;
     for (const std::string& raw : c.sources) {
@@ -890,12 +912,10 @@ class Converter {
     }
 
     llb::State src_state;
-    std::string from_text;
     if (!c.from.empty()) {
       KILN_ASSIGN_OR_RETURN(std::string from, Expand(s, c, c.from));
       KILN_ASSIGN_OR_RETURN(Base b, BaseFor(c, from, s.index, s.platform));
       src_state = b.state;
-      from_text = absl::StrCat("--from=", from, " ");
     } else {
       src_state = Context();
     }
@@ -923,6 +943,24 @@ class Converter {
       }
       llb::CopyOptions lo = co;
       lo.attempt_unpack = c.is_add && c.unpack.value_or(true);
+      if (c.parents) {
+        // --parents keeps the source's path below the context (or below a "/./" pivot), as
+        // BuildKit does: copy from the pivot with the rest as an include pattern.
+        std::string base = "/", pattern = src;
+        if (size_t pivot = src.find("/./"); pivot != std::string::npos) {
+          base = src.substr(0, pivot);
+          pattern = src.substr(pivot + 3);
+        }
+        pattern = CleanPath("/" + pattern).substr(1);
+        base = CleanPath("/" + base);
+        lo.include_patterns = {pattern};
+        if (pattern.find_first_of("*?[") == std::string::npos &&
+            base.find_first_of("*?[") == std::string::npos) {
+          lo.required_paths = {CleanPath(base + "/" + pattern)};
+        }
+        add(src_state, base, lo);
+        continue;
+      }
       add(src_state, src, lo);
     }
     for (const parser::Heredoc& h : c.source_contents) {
@@ -943,11 +981,14 @@ class Converter {
     } else {
       s.state = s.state.File(*action, op);
     }
-    std::vector<std::string> shown = sources;
-    for (const parser::Heredoc& h : c.source_contents) shown.push_back("<<" + h.name);
-    AddHistory(
-        s, absl::StrCat(name, " ", from_text, absl::StrJoin(shown, " "), " ", dest, " # buildkit"),
-        true);
+    // BuildKit's commit message: flags that change the result, sources, destination.
+    std::string msg = name;
+    if (c.parents) absl::StrAppend(&msg, " --parents");
+    if (!c.chown.empty()) absl::StrAppend(&msg, " --chown=", c.chown);
+    if (!c.chmod.empty()) absl::StrAppend(&msg, " --chmod=", c.chmod);
+    for (const std::string& src : sources) absl::StrAppend(&msg, " ", src);
+    for (const parser::Heredoc& h : c.source_contents) absl::StrAppend(&msg, " <<", h.name);
+    AddHistory(s, absl::StrCat(msg, " ", dest, " # buildkit"), true);
     return absl::OkStatus();
   }
 

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/go_text.h"
 #include "base/status.h"
 #include "frontend/dockerfile/instructions/internal/mount_csv.h"
 #include "frontend/dockerfile/parser/internal/heredoc.h"
@@ -23,13 +24,12 @@ namespace {
 
 using ::kiln::AV;
 using ::kiln::SV;
+using ::kiln::gotext::TrimSpace;
 using parser::Node;
-using parser::internal::GoQuote;
 using parser::internal::LineError;
 using parser::internal::SuggestOption;
 using parser::internal::ToLower;
 using parser::internal::ToUpper;
-using parser::internal::TrimSpace;
 
 absl::Status Error(std::string message) { return absl::InvalidArgumentError(message); }
 
@@ -218,7 +218,7 @@ absl::StatusOr<FromCommand> ParseFrom(Request& req) {
   if (args.size() == 3 && ToLower(args[1]) == "as") {
     stage_name = ToLower(args[2]);
     if (!IsValidStageName(stage_name)) {
-      return Error(absl::StrCat("invalid name for build stage: ", GoQuote(args[2]),
+      return Error(absl::StrCat("invalid name for build stage: ", gotext::Quote(args[2]),
                                 ", name can't start with a number or contain symbols"));
     }
   } else if (args.size() != 1) {
@@ -411,12 +411,12 @@ absl::StatusOr<Command> ParseRun(Request& req) {
   cmd.mounts = mount->values;
   const std::string& net = network->value;
   if (net != "default" && net != "none" && net != "host") {
-    return Error(absl::StrCat("invalid network mode ", GoQuote(net)));
+    return Error(absl::StrCat("invalid network mode ", gotext::Quote(net)));
   }
   if (network->used) cmd.network = net;
   const std::string& sec = security->value;
   if (sec != "sandbox" && sec != "insecure") {
-    return Error(absl::StrCat("security ", GoQuote(sec), " is not valid"));
+    return Error(absl::StrCat("security ", gotext::Quote(sec), " is not valid"));
   }
   if (security->used) cmd.security = sec;
   return cmd;
@@ -442,14 +442,14 @@ absl::StatusOr<int64_t> ParseOptInterval(const Flag& f) {
   if (!d.ok()) return Error(std::string(SV(d.status().message())));
   if (*d == 0) return 0;
   if (*d < 1000 * 1000) {
-    return Error(absl::StrCat("Interval ", GoQuote(f.name), " cannot be less than 1ms"));
+    return Error(absl::StrCat("Interval ", gotext::Quote(f.name), " cannot be less than 1ms"));
   }
   return *d;
 }
 
 // strconv.ParseInt(s, 10, 32).
 absl::StatusOr<int64_t> ParseInt32(const std::string& s) {
-  const std::string prefix = absl::StrCat("strconv.ParseInt: parsing ", GoQuote(s), ": ");
+  const std::string prefix = absl::StrCat("strconv.ParseInt: parsing ", gotext::Quote(s), ": ");
   size_t i = 0;
   bool neg = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
@@ -488,7 +488,7 @@ absl::StatusOr<Command> ParseHealthcheck(Request& req) {
   Flag* retries = req.flags.AddString("retries");
   KILN_RETURN_IF_ERROR(req.flags.Parse());
   if (typ != "CMD") {
-    return Error(absl::StrCat("Unknown type ", GoQuote(typ), " in HEALTHCHECK (try CMD)"));
+    return Error(absl::StrCat("Unknown type ", gotext::Quote(typ), " in HEALTHCHECK (try CMD)"));
   }
   std::vector<std::string> cmd_slice = JsonArgs(args, req.node->json);
   if (cmd_slice.empty()) return Error("Missing command after HEALTHCHECK CMD");

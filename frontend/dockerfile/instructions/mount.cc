@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/go_text.h"
 #include "base/status.h"
 #include "frontend/dockerfile/instructions/instructions.h"
 #include "frontend/dockerfile/instructions/internal/mount_csv.h"
@@ -256,9 +257,8 @@ absl::StatusOr<Mount> ParseMount(std::string_view value, const Expander& expand)
       } else if (t == "ssh") {
         m.type = MountType::kSsh;
       } else {
-        return WithSuggestion(
-            absl::StrCat("unsupported mount type ", parser::internal::GoQuote(val)), val,
-            {"bind", "cache", "secret", "ssh", "tmpfs"});
+        return WithSuggestion(absl::StrCat("unsupported mount type ", gotext::Quote(val)), val,
+                              {"bind", "cache", "secret", "ssh", "tmpfs"});
       }
     } else if (key == "from") {
       m.from = val;
@@ -295,9 +295,8 @@ absl::StatusOr<Mount> ParseMount(std::string_view value, const Expander& expand)
       } else if (s == "locked") {
         m.sharing = CacheSharing::kLocked;
       } else {
-        return WithSuggestion(
-            absl::StrCat("unsupported sharing value ", parser::internal::GoQuote(val)), val,
-            {"locked", "private", "shared"});
+        return WithSuggestion(absl::StrCat("unsupported sharing value ", gotext::Quote(val)), val,
+                              {"locked", "private", "shared"});
       }
       sharing_set = true;
     } else if (key == "mode" || key == "uid" || key == "gid") {

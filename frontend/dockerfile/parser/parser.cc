@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/go_text.h"
 #include "base/status.h"
 #include "frontend/dockerfile/parser/internal/heredoc.h"
 #include "frontend/dockerfile/parser/internal/json.h"
@@ -18,6 +19,10 @@ namespace {
 
 using ::kiln::AV;
 using ::kiln::SV;
+using ::kiln::gotext::DecodedRune;
+using ::kiln::gotext::DecodeRune;
+using ::kiln::gotext::TrimLeftSpace;
+using ::kiln::gotext::TrimSpace;
 
 // bufio.MaxScanTokenSize: BuildKit's line scanner rejects longer lines.
 constexpr size_t kMaxLineSize = 64 * 1024;
@@ -260,31 +265,23 @@ SplitLine SplitCommand(std::string_view line, char escape) {
   return out;
 }
 
-// Appends the rune at `pos` as Go's strings.Builder.WriteRune would: invalid bytes become U+FFFD.
-void AppendRune(std::string* out, std::string_view s, size_t pos, const DecodedRune& d) {
-  if (d.valid) {
-    out->append(s.substr(pos, d.width));
-  } else {
-    out->append("\xEF\xBF\xBD");
-  }
-}
-
-// parseWords: words split on whitespace, quotes and escapes kept as written.
+// parseWords: words split on whitespace, quotes and escapes kept as written, runes appended as
+// strings.Builder.WriteRune does (an invalid byte becomes U+FFFD).
 std::vector<std::string> ParseWords(std::string_view rest, char escape) {
   enum Phase { kInSpaces, kInWord, kInQuote };
   std::vector<std::string> words;
   Phase phase = kInSpaces;
-  char32_t quote = 0;
+  gotext::Rune quote = 0;
   bool blank_ok = false;
   std::string word;
   DecodedRune d;
   size_t pos = 0;
   while (pos <= rest.size()) {
-    if (pos != rest.size()) d = DecodeRune(rest, pos);
-    const char32_t ch = d.rune;
+    if (pos != rest.size()) d = DecodeRune(rest.substr(pos));
+    const gotext::Rune ch = d.rune;
     if (phase == kInSpaces) {
       if (pos == rest.size()) break;
-      if (d.valid && IsSpaceRune(ch)) {
+      if (d.valid() && gotext::IsSpace(ch)) {
         pos += d.width;
         continue;
       }
@@ -295,7 +292,7 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
       break;
     }
     if (phase == kInWord) {
-      if (d.valid && IsSpaceRune(ch)) {
+      if (d.valid() && gotext::IsSpace(ch)) {
         phase = kInSpaces;
         if (blank_ok || !word.empty()) words.push_back(word);
         word.clear();
@@ -313,11 +310,11 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
           pos += d.width;
           continue;
         }
-        AppendRune(&word, rest, pos, d);
+        gotext::AppendRune(&word, d.rune);
         pos += d.width;
-        d = DecodeRune(rest, pos);
+        d = DecodeRune(rest.substr(pos));
       }
-      AppendRune(&word, rest, pos, d);
+      gotext::AppendRune(&word, d.rune);
       pos += d.width;
       continue;
     }
@@ -329,11 +326,11 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
         pos += d.width;
         continue;
       }
-      AppendRune(&word, rest, pos, d);
+      gotext::AppendRune(&word, d.rune);
       pos += d.width;
-      d = DecodeRune(rest, pos);
+      d = DecodeRune(rest.substr(pos));
     }
-    AppendRune(&word, rest, pos, d);
+    gotext::AppendRune(&word, d.rune);
     pos += d.width;
   }
   return words;
@@ -420,8 +417,9 @@ absl::Status ParseNameVal(std::string_view rest, std::string_view key, char esca
   for (const std::string& word : words) {
     size_t eq = word.find('=');
     if (eq == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Syntax error - can't find = in ", GoQuote(word), ". Must be of the form: name=value"));
+      return absl::InvalidArgumentError(absl::StrCat("Syntax error - can't find = in ",
+                                                     gotext::Quote(word),
+                                                     ". Must be of the form: name=value"));
     }
     AppendKeyValue(out, word.substr(0, eq), word.substr(eq + 1), "=");
   }
@@ -508,7 +506,7 @@ size_t Levenshtein(std::string_view a, std::string_view b) {
     std::vector<char32_t> out;
     size_t pos = 0;
     while (pos < s.size()) {
-      DecodedRune d = DecodeRune(s, pos);
+      DecodedRune d = DecodeRune(s.substr(pos));
       out.push_back(d.rune);
       pos += d.width;
     }
@@ -717,8 +715,8 @@ std::string DumpNode(const Node& node) {
       absl::StrAppend(&s, " (", DumpNode(child), ")");
     }
   }
-  for (const Node& n : node.next) absl::StrAppend(&s, " ", internal::GoQuote(n.value));
-  return std::string(internal::TrimSpace(s));
+  for (const Node& n : node.next) absl::StrAppend(&s, " ", gotext::Quote(n.value));
+  return std::string(gotext::TrimSpace(s));
 }
 
 }  // namespace

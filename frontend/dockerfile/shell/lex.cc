@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/go_text.h"
 #include "base/status.h"
 #include "frontend/dockerfile/shell/internal/pattern.h"
 #include "frontend/dockerfile/shell/internal/runes.h"
@@ -13,11 +14,11 @@
 namespace kiln::dockerfile::shell {
 namespace {
 
-using internal::AppendRune;
-using internal::IsSpace;
+using gotext::AppendRune;
+using gotext::IsSpace;
+using gotext::RuneToString;
 using internal::kEof;
 using internal::Rune;
-using internal::RuneToString;
 
 absl::Status Invalid(std::string_view message) { return absl::InvalidArgumentError(AV(message)); }
 
@@ -70,7 +71,7 @@ class Fields {
   void AddString(std::string_view s) {
     size_t pos = 0;
     while (pos < s.size()) {
-      const internal::Decoded d = internal::DecodeRune(s.substr(pos));
+      const gotext::DecodedRune d = gotext::DecodeRune(s.substr(pos));
       AddChar(d.rune);
       pos += d.width;
     }
@@ -409,15 +410,15 @@ std::string Scanner::Name() {
   std::string name;
   while (in_.Peek() != kEof) {
     const Rune ch = in_.Peek();
-    if (name.empty() && internal::IsDigit(ch)) {
-      while (in_.Peek() != kEof && internal::IsDigit(in_.Peek())) AppendRune(&name, in_.Next());
+    if (name.empty() && gotext::IsDigit(ch)) {
+      while (in_.Peek() != kEof && gotext::IsDigit(in_.Peek())) AppendRune(&name, in_.Next());
       return name;
     }
     if (name.empty() && IsSpecialParam(ch)) {
       in_.Next();
       return RuneToString(ch);
     }
-    if (!internal::IsLetter(ch) && !internal::IsDigit(ch) && ch != '_') break;
+    if (!gotext::IsLetter(ch) && !gotext::IsDigit(ch) && ch != '_') break;
     AppendRune(&name, in_.Next());
   }
   return name;
@@ -441,8 +442,8 @@ absl::StatusOr<ProcessResult> Lex::ProcessWord(std::string_view word, const Look
                   word, &out);
   absl::StatusOr<Scanned> scanned = scanner.Run();
   if (!scanned.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("failed to process ", internal::GoQuote(word),
-                                                   ": ", scanned.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("failed to process ", gotext::Quote(word), ": ", scanned.status().message()));
   }
   out.result = std::move(scanned->result);
   out.words = std::move(scanned->words);

@@ -526,6 +526,23 @@ TEST_F(FileActionsTest, CopyIncludePatternsCreateParentsOnlyWhenNeeded) {
   EXPECT_THAT(ListTree(dst_ / "out"), ElementsAre("a", "a/keep", "a/keep/c.txt"));
 }
 
+TEST_F(FileActionsTest, CopyRequiredPathsMustExist) {
+  WriteFile(src_ / "app/a/b/c.txt", "C");
+  pb::FileActionCopy a = CopyAction("/app", "/out");
+  a.set_dircopycontents(true);
+  a.add_include_patterns("a/b/c.txt");
+  a.add_required_paths("/app/a/b/c.txt");
+  ASSERT_THAT(DoCopy(a), IsOk());
+  EXPECT_THAT(ListTree(dst_ / "out"), ElementsAre("a", "a/b", "a/b/c.txt"));
+  pb::FileActionCopy missing = CopyAction("/app", "/out2");
+  missing.set_dircopycontents(true);
+  missing.add_include_patterns("a/nosuch.txt");
+  missing.add_required_paths("/app/a/nosuch.txt");
+  EXPECT_THAT(DoCopy(missing),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/app/a/nosuch.txt")));
+  EXPECT_FALSE(Lstat(dst_ / "out2").has_value());
+}
+
 TEST_F(FileActionsTest, CopyExcludePatternsWithExceptions) {
   WriteFile(src_ / "app/README.md", "R");
   WriteFile(src_ / "app/docs/a.md", "A");

@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/go_text.h"
 #include "base/status.h"
-#include "frontend/dockerfile/parser/internal/text.h"
 
 namespace kiln::dockerfile::parser::internal {
 namespace {
@@ -31,7 +31,7 @@ struct Words {
     in_word = true;
   }
   void AddChar(int32_t rune, std::string_view bytes) {
-    const bool space = rune >= 0 && IsSpaceRune(static_cast<char32_t>(rune));
+    const bool space = gotext::IsSpace(rune);
     if (space && in_word) {
       if (!buf->empty()) {
         words.push_back(*buf);
@@ -45,8 +45,8 @@ struct Words {
   void AddString(std::string_view s) {
     size_t pos = 0;
     while (pos < s.size()) {
-      DecodedRune d = DecodeRune(s, pos);
-      AddChar(d.valid ? static_cast<int32_t>(d.rune) : 0xFFFD, s.substr(pos, d.width));
+      const gotext::DecodedRune d = gotext::DecodeRune(s.substr(pos));
+      AddChar(d.rune, s.substr(pos, d.width));
       pos += d.width;
     }
   }
@@ -63,8 +63,7 @@ struct Words {
 bool IsDigitRune(int32_t r) { return r >= '0' && r <= '9'; }
 bool IsLetterRune(int32_t r) {
   return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
-         (r >= 0xC0 && r != 0xD7 && r != 0xF7 && r != 0xFFFD &&
-          !IsSpaceRune(static_cast<char32_t>(r)));
+         (r >= 0xC0 && r != 0xD7 && r != 0xF7 && r != 0xFFFD && !gotext::IsSpace(r));
 }
 bool IsSpecialParam(int32_t r) {
   switch (r) {
@@ -96,7 +95,7 @@ class Lexer {
     auto r = ProcessStopOn(kEOF, raw_escapes_);
     if (!r.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("failed to process ", GoQuote(src_), ": ", r.status().message()));
+          absl::StrCat("failed to process ", gotext::Quote(src_), ": ", r.status().message()));
     }
     return std::move(r->second);
   }
@@ -104,14 +103,13 @@ class Lexer {
  private:
   int32_t Peek() const {
     if (pos_ >= src_.size()) return kEOF;
-    DecodedRune d = DecodeRune(src_, pos_);
-    return d.valid ? static_cast<int32_t>(d.rune) : 0xFFFD;
+    return gotext::DecodeRune(src_.substr(pos_)).rune;
   }
   Token Next() {
     Token t;
     if (pos_ >= src_.size()) return t;
-    DecodedRune d = DecodeRune(src_, pos_);
-    t.rune = d.valid ? static_cast<int32_t>(d.rune) : 0xFFFD;
+    const gotext::DecodedRune d = gotext::DecodeRune(src_.substr(pos_));
+    t.rune = d.rune;
     t.bytes = src_.substr(pos_, d.width);
     pos_ += d.width;
     return t;

@@ -1,30 +1,12 @@
 #include "frontend/dockerfile/parser/internal/json.h"
 
-#include "frontend/dockerfile/parser/internal/text.h"
+#include "base/go_text.h"
 
 namespace kiln::dockerfile::parser::internal {
 namespace {
 
 constexpr int kMaxDepth = 10000;
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-
-void AppendUtf8(std::string* out, char32_t r) {
-  if (r < 0x80) {
-    out->push_back(static_cast<char>(r));
-  } else if (r < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (r >> 6)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  } else if (r < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (r >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (r >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((r >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (r & 0x3F)));
-  }
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -178,7 +160,7 @@ class Reader {
               if (r < 0xDC00 && s_.substr(pos_, 2) == "\\u") {
                 pos_ += 2;
                 if (Hex4(&r2) && r2 >= 0xDC00 && r2 < 0xE000) {
-                  AppendUtf8(&decoded, 0x10000 + ((r - 0xD800) << 10) + (r2 - 0xDC00));
+                  gotext::AppendRune(&decoded, 0x10000 + ((r - 0xD800) << 10) + (r2 - 0xDC00));
                   break;
                 }
               }
@@ -186,7 +168,7 @@ class Reader {
               decoded.append(kReplacement);
               break;
             }
-            AppendUtf8(&decoded, r);
+            gotext::AppendRune(&decoded, r);
             break;
           }
           default:
@@ -199,8 +181,8 @@ class Reader {
         ++pos_;
         continue;
       }
-      DecodedRune d = DecodeRune(s_, pos_);
-      if (d.valid) {
+      const gotext::DecodedRune d = gotext::DecodeRune(s_.substr(pos_));
+      if (d.valid()) {
         decoded.append(s_.substr(pos_, d.width));
       } else {
         decoded.append(kReplacement);

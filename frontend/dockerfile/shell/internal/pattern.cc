@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/go_text.h"
 #include "base/status.h"
 
 namespace kiln::dockerfile::shell::internal {
@@ -37,8 +38,8 @@ bool ExtractReference(std::string_view str, std::string_view* name, std::string_
   }
   size_t i = 0;
   while (i < str.size()) {
-    const Decoded d = DecodeRune(str.substr(i));
-    if (!IsLetter(d.rune) && !IsDigit(d.rune) && d.rune != '_') break;
+    const gotext::DecodedRune d = gotext::DecodeRune(str.substr(i));
+    if (!gotext::IsLetter(d.rune) && !gotext::IsDigit(d.rune) && d.rune != '_') break;
     i += d.width;
   }
   if (i == 0) return false;
@@ -83,7 +84,7 @@ absl::StatusOr<Pattern> ParsePattern(std::string_view pattern, bool greedy) {
       tok = s.Next();
       if (tok != '*' && tok != '?' && tok != '\\') {
         return absl::InvalidArgumentError(
-            absl::StrCat("invalid escape '\\", RuneToString(tok), "'"));
+            absl::StrCat("invalid escape '\\", gotext::RuneToString(tok), "'"));
       }
     }
     out.elems.push_back({PatternElem::kLiteral, tok});

@@ -1,34 +1,20 @@
 #pragma once
-// UTF-8 and rune classification with Go's exact semantics (unicode/utf8, unicode, strconv), which
-// BuildKit's shell lexer inherits: invalid bytes decode as U+FFFD one byte at a time, letters and
-// digits are Unicode's (15.0.0), and error messages quote words the way Go's %q does.
+// Rune-level reading with Go's semantics (base/go_text.h has the UTF-8 decoding, rune classes and
+// quoting), as BuildKit's shell lexer inherits it from unicode/utf8 and text/scanner: invalid
+// bytes read as U+FFFD one byte at a time.
 
 #include <cstddef>
-#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/go_text.h"
+
 namespace kiln::dockerfile::shell::internal {
 
 // A Go rune; kEof (-1) marks the end of input where a rune is expected.
-using Rune = int32_t;
+using Rune = gotext::Rune;
 inline constexpr Rune kEof = -1;
-inline constexpr Rune kRuneError = 0xFFFD;
-
-struct Decoded {
-  Rune rune;
-  size_t width;
-};
-
-// Decodes the first rune of non-empty `s` like utf8.DecodeRuneInString: an invalid or truncated
-// sequence, an overlong form or a surrogate yields {U+FFFD, 1}.
-Decoded DecodeRune(std::string_view s);
-
-// Appends `r` as UTF-8; a value that is not a valid rune (negative, surrogate, > U+10FFFF) is
-// written as U+FFFD, like Go's string(rune).
-void AppendRune(std::string* out, Rune r);
-std::string RuneToString(Rune r);
 
 // `s` as runes (invalid bytes become U+FFFD) with the byte offset of each rune; offsets has one
 // more entry, s.size().
@@ -57,14 +43,5 @@ class RuneScanner {
   size_t pos_ = 0;
   Rune ch_ = kUnread;
 };
-
-bool IsLetter(Rune r);  // unicode.IsLetter
-bool IsDigit(Rune r);   // unicode.IsDigit
-bool IsSpace(Rune r);   // unicode.IsSpace
-bool IsPrint(Rune r);   // strconv.IsPrint
-
-// Go's strconv.Quote (the %q verb for strings): double-quoted, with `"` and `\` escaped,
-// unprintable runes as \a \b \f \n \r \t \v \xNN \uNNNN \UNNNNNNNN and invalid bytes as \xNN.
-std::string GoQuote(std::string_view s);
 
 }  // namespace kiln::dockerfile::shell::internal

@@ -140,6 +140,24 @@ MAINTAINER someone
   EXPECT_EQ(h[1], "ENV APP=/app PORT=8080 (empty)");
   EXPECT_EQ(h[2], "WORKDIR /app");  // WORKDIR makes the directory: a layer
   EXPECT_EQ(h[3], "USER 1000:1000 (empty)");
+  EXPECT_THAT(h, ::testing::Contains("EXPOSE [8080/tcp 53/udp] (empty)"));
+  EXPECT_THAT(h, ::testing::Contains("VOLUME [/data] (empty)"));
+  EXPECT_THAT(h, ::testing::Contains("SHELL [/bin/sh -eu -c] (empty)"));
+  EXPECT_THAT(h, ::testing::Contains(R"(CMD ["/bin/sh" "-eu" "-c" "run --verbose"] (empty))"));
+  EXPECT_THAT(h, ::testing::Contains("HEALTHCHECK {Test:[CMD-SHELL wget -q localhost] "
+                                     "Interval:30s Timeout:0s StartPeriod:0s StartInterval:0s "
+                                     "Retries:3} (empty)"));
+  for (const std::string& e : h) EXPECT_THAT(e, Not(HasSubstr("ONBUILD")));
+}
+
+TEST_F(ConvertTest, ArgsJoinTheEnvironmentOfChildStagesButNotTheImage) {
+  std::string llb = Convert(R"(FROM busybox AS base
+ARG FLAVOR=plain
+FROM base
+RUN echo $FLAVOR
+)");
+  EXPECT_THAT(llb, HasSubstr("FLAVOR=plain"));
+  EXPECT_THAT(Image()["config"]["Env"].dump(), Not(HasSubstr("FLAVOR")));
 }
 
 TEST_F(ConvertTest, EntrypointClearsTheBaseImagesCmd) {
@@ -164,7 +182,8 @@ COPY --from=builder /out /app/out
   EXPECT_THAT(llb, HasSubstr("echo build-out"));
   EXPECT_THAT(llb, Not(HasSubstr("never")));
   EXPECT_THAT(llb, HasSubstr(R"("src":"/out","dest":"/app/out")"));
-  EXPECT_THAT(History().back(), "COPY --from=builder /out /app/out # buildkit");
+  // BuildKit's COPY history names sources and destination, not --from.
+  EXPECT_THAT(History().back(), "COPY /out /app/out # buildkit");
 
   registry_.asked.clear();
   options_.target = "other";
@@ -208,9 +227,13 @@ RUN echo $VERSION $MODE $DEFAULTED
   EXPECT_THAT(llb, HasSubstr("MODE=release"));
   EXPECT_THAT(llb, HasSubstr("DEFAULTED=x-release"));
   EXPECT_THAT(Image()["config"]["Env"].dump(), Not(HasSubstr("MODE")));
-  EXPECT_EQ(History().back(),
+  auto h = History();
+  EXPECT_EQ(h.back(),
             "RUN |3 VERSION=1.36 MODE=release DEFAULTED=x-release /bin/sh -c echo $VERSION $MODE "
             "$DEFAULTED # buildkit");
+  // ARG entries show the value in effect, a build arg included (as BuildKit's do).
+  EXPECT_EQ(h[h.size() - 2], "ARG DEFAULTED=x-release (empty)");
+  EXPECT_EQ(h[h.size() - 3], "ARG MODE=release (empty)");
 }
 
 TEST_F(ConvertTest, PlatformArgsArePredefined) {
@@ -295,6 +318,20 @@ EOF
   EXPECT_THAT(llb,
               HasSubstr(R"("data":"aGVsbG8gd29ybGQK")"));  // "hello world\n": unquoted ones expand
   EXPECT_THAT(llb, HasSubstr(R"("data":"a2VlcCAkV0hPCg==")"));  // "keep $WHO\n"
+}
+
+TEST_F(ConvertTest, CopyParentsKeepsSourcePaths) {
+  std::string llb = Convert(R"(FROM busybox
+COPY --parents src/a/b.txt lib/*.so /dst/
+COPY --parents ./app/./cfg/x.conf /etc/
+)");
+  EXPECT_THAT(llb, HasSubstr(R"("src":"/","dest":"/dst/")"));
+  EXPECT_THAT(llb, HasSubstr(R"("include_patterns":["src/a/b.txt"])"));
+  EXPECT_THAT(llb, HasSubstr(R"("required_paths":["/src/a/b.txt"])"));
+  EXPECT_THAT(llb, HasSubstr(R"("include_patterns":["lib/*.so"])"));
+  EXPECT_THAT(llb, HasSubstr(R"("src":"/app","dest":"/etc/")"));
+  EXPECT_THAT(llb, HasSubstr(R"("include_patterns":["cfg/x.conf"])"));
+  EXPECT_EQ(History().back(), "COPY --parents ./app/./cfg/x.conf /etc/ # buildkit");
 }
 
 TEST_F(ConvertTest, OnbuildTriggersOfTheBaseRunFirst) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "tests/frontend/dockerfile/testutil.h"
 #include "tests/testutil/status_matchers.h"
 
 namespace kiln::dockerfile::instructions {
@@ -20,12 +21,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-Dockerfile MustParse(std::string_view text) {
-  auto r = Parse(text);
-  EXPECT_THAT(r, IsOk());
-  if (!r.ok()) return Dockerfile{};
-  return *std::move(r);
-}
+Dockerfile MustParse(std::string_view text) { return testutil::ValueOrFail(Parse(text)); }
 
 // The single command of a one-stage Dockerfile "FROM scratch\n<line>".
 template <typename T>

@@ -7,6 +7,7 @@
 
 #include "frontend/dockerfile/parser/internal/heredoc.h"
 #include "frontend/dockerfile/parser/parser.h"
+#include "tests/frontend/dockerfile/testutil.h"
 #include "tests/testutil/status_matchers.h"
 
 namespace kiln::dockerfile::parser {
@@ -19,12 +20,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-Result MustParse(std::string_view text) {
-  auto r = Parse(text);
-  EXPECT_THAT(r, IsOk());
-  if (!r.ok()) return Result{};
-  return *std::move(r);
-}
+Result MustParse(std::string_view text) { return testutil::ValueOrFail(Parse(text)); }
 
 TEST(HeredocTest, Basic) {
   Result r = MustParse(

@@ -144,32 +144,6 @@ TEST(PatternTest, ExpandTemplateFollowsGoRegexpExpand) {
   EXPECT_EQ(ExpandTemplate("plain", "m"), "plain");
 }
 
-TEST(RunesTest, DecodeRuneLikeGo) {
-  auto dec = [](std::string_view s) {
-    Decoded d = DecodeRune(s);
-    return std::vector<int>{d.rune, static_cast<int>(d.width)};
-  };
-  EXPECT_THAT(dec("a"), ElementsAre('a', 1));
-  EXPECT_THAT(dec("é"), ElementsAre(0xE9, 2));
-  EXPECT_THAT(dec("한"), ElementsAre(0xD55C, 3));
-  EXPECT_THAT(dec("\U0001F600"), ElementsAre(0x1F600, 4));
-  EXPECT_THAT(dec("\xff"), ElementsAre(0xFFFD, 1));
-  EXPECT_THAT(dec("\xC0\x80"), ElementsAre(0xFFFD, 1));          // overlong
-  EXPECT_THAT(dec("\xED\xA0\x80"), ElementsAre(0xFFFD, 1));      // surrogate
-  EXPECT_THAT(dec("\xE0\x80\x80"), ElementsAre(0xFFFD, 1));      // overlong
-  EXPECT_THAT(dec("\xF4\x90\x80\x80"), ElementsAre(0xFFFD, 1));  // > U+10FFFF
-  EXPECT_THAT(dec("\xE2\x82"), ElementsAre(0xFFFD, 1));          // truncated
-  EXPECT_THAT(dec("\xEF\xBF\xBD"), ElementsAre(0xFFFD, 3));      // a real U+FFFD
-}
-
-TEST(RunesTest, AppendRuneReplacesInvalidRunes) {
-  EXPECT_EQ(RuneToString('a'), "a");
-  EXPECT_EQ(RuneToString(0x1F600), "\U0001F600");
-  EXPECT_EQ(RuneToString(kEof), "\xEF\xBF\xBD");
-  EXPECT_EQ(RuneToString(0xD800), "\xEF\xBF\xBD");
-  EXPECT_EQ(RuneToString(0x110000), "\xEF\xBF\xBD");
-}
-
 TEST(RunesTest, ScannerSkipsOnlyALeadingByteOrderMark) {
   RuneScanner s(
       "\xEF\xBB\xBF"
@@ -180,37 +154,6 @@ TEST(RunesTest, ScannerSkipsOnlyALeadingByteOrderMark) {
   EXPECT_EQ(s.Next(), 0xFFFD);
   EXPECT_EQ(s.Next(), kEof);
   EXPECT_EQ(s.Next(), kEof);
-}
-
-TEST(RunesTest, Classes) {
-  EXPECT_TRUE(IsLetter('a'));
-  EXPECT_TRUE(IsLetter(0xE9));
-  EXPECT_TRUE(IsLetter(0xD55C));
-  EXPECT_FALSE(IsLetter('_'));
-  EXPECT_FALSE(IsLetter('1'));
-  EXPECT_TRUE(IsDigit('7'));
-  EXPECT_TRUE(IsDigit(0x0661));   // ARABIC-INDIC DIGIT ONE
-  EXPECT_FALSE(IsDigit(0x00B2));  // superscript two is not Nd
-  EXPECT_TRUE(IsSpace(' '));
-  EXPECT_TRUE(IsSpace(0x85));
-  EXPECT_TRUE(IsSpace(0xA0));
-  EXPECT_TRUE(IsSpace(0x3000));
-  EXPECT_FALSE(IsSpace(0x200B));
-  EXPECT_TRUE(IsPrint(' '));
-  EXPECT_FALSE(IsPrint(0xA0));
-  EXPECT_FALSE(IsPrint('\t'));
-  EXPECT_TRUE(IsPrint(0xFFFD));
-  EXPECT_FALSE(IsLetter(kEof));
-}
-
-TEST(RunesTest, GoQuote) {
-  EXPECT_EQ(GoQuote(""), R"("")");
-  EXPECT_EQ(GoQuote(R"(a"b\c)"), R"("a\"b\\c")");
-  EXPECT_EQ(GoQuote("\a\b\f\n\r\t\v"), R"("\a\b\f\n\r\t\v")");
-  EXPECT_EQ(GoQuote(std::string("\x00\x1f\x7f", 3)), R"("\x00\x1f\x7f")");
-  EXPECT_EQ(GoQuote("\xff\xC0"), R"("\xff\xc0")");
-  EXPECT_EQ(GoQuote("é한\U0001F600"), "\"é한\U0001F600\"");
-  EXPECT_EQ(GoQuote("\u00a0\u200b\U000E0001"), R"("\u00a0\u200b\U000e0001")");
 }
 
 }  // namespace

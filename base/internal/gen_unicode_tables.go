@@ -1,7 +1,7 @@
 //go:build ignore
 
-// Emits unicode_tables.inc: the rune classes kiln's Dockerfile shell lexer shares with Go (and
-// so with BuildKit): unicode.IsLetter / IsDigit / IsSpace and strconv.IsPrint, as ranges.
+// Emits unicode_tables.inc: the rune classes base/go_text shares with Go (and so with
+// BuildKit): unicode.IsLetter / IsDigit / IsSpace and strconv.IsPrint, as ranges.
 //
 //	go run gen_unicode_tables.go > unicode_tables.inc
 package main
