@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja >/dev/null
-ninja -C build kilnd kiln hello-llb run-llb
+ninja -C build kilnd kiln hello-llb
 
 dir=${KILN_QUICKSTART_DIR:-/tmp/kiln-quickstart}
 mkdir -p "$dir"
@@ -24,23 +24,25 @@ echo "== build: hello-llb's graph over llb/examples, into $dir/out"
 build/llb/hello-llb | build/client/kiln --addr "$addr" build --progress plain \
   --local context=llb/examples --output type=local,dest="$dir/out"
 ls -l "$dir/out"
-echo "== build an image offline: a RUN step (crun) on a busybox root filesystem, exported as an"
-echo "   OCI image tarball to $dir/hello-image.oci.tar"
-rootfs="$dir/busybox-rootfs"
+echo "== build an image offline from examples/hello/Dockerfile (multi-stage, a RUN step in crun"
+echo "   with a cache mount), exported as an OCI image tarball to $dir/hello-image.oci.tar"
+ctx="$dir/hello-context"
+mkdir -p "$ctx"
+cp examples/hello/Dockerfile examples/hello/hello.sh examples/hello/.dockerignore "$ctx/"
+rootfs="$ctx/rootfs"
 if [ ! -x "$rootfs/bin/busybox" ]; then
-  mkdir -p "$rootfs/bin" "$rootfs/etc"
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+  chmod 1777 "$rootfs/tmp"
   cp /bin/busybox "$rootfs/bin/busybox"
   for applet in $(/bin/busybox --list); do
     [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
   done
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
-  echo 'root:x:0:' >"$rootfs/etc/group"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 fi
-echo '{"steps":[{"run":"echo built by kiln on $(uname -m) > /hello; ls /bin | wc -l > /applets"}]}' |
-  build/llb/run-llb >"$dir/hello-image.def"
-build/client/kiln --addr "$addr" build --progress plain --local rootfs="$rootfs" \
+build/client/kiln --addr "$addr" build --progress plain \
   --output type=oci,dest="$dir/hello-image.oci.tar",name=kiln.example/hello:latest \
-  --metadata-file "$dir/hello-image.json" <"$dir/hello-image.def"
+  --metadata-file "$dir/hello-image.json" "$ctx"
 echo "image digest: $(sed -n 's/.*"containerimage.digest": *"\([^"]*\)".*/\1/p' "$dir/hello-image.json")"
 tar tf "$dir/hello-image.oci.tar" | head -n 8
 echo "== kiln du"
