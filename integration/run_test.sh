@@ -212,7 +212,9 @@ for _ in $(seq 50); do pgrep -f "sleep 300" >/dev/null && break; sleep 0.1; done
 pgrep -f "sleep 300" >/dev/null || fail "no container process found: $(ps aux | grep -v grep | grep sleep)"
 kill -KILL "$victim"
 for _ in $(seq 100); do pgrep -f "sleep 300" >/dev/null || break; sleep 0.1; done
-if pgrep -f "sleep 300" >/dev/null; then fail "the container outlived its client"; fi
+if pgrep -f "sleep 300" >/dev/null; then
+  fail "the container outlived its client: $(ps -eo pid,ppid,stat,args | grep -v grep | grep -e 'sleep 300' -e crun)"
+fi
 sleep 0.5
 no_stray_state
 pass "a client killed mid-RUN: the container is killed and nothing is left"

@@ -483,7 +483,11 @@ TEST_P(ExecutorTest, TmpfsMount) {
 TEST_P(ExecutorTest, SecretEnvStaysOffDiskAndOutOfLogs) {
   const std::string secret = absl::StrCat("s3cr3t-", std::random_device{}(), "-", getpid());
   Meta meta;
-  meta.args = {"/bin/sh", "-c", "echo \"token=$TOKEN\"; echo ready; sleep 1"};
+  // The process waits (up to 30 s) for the test to finish looking: a fixed sleep was too
+  // short on a loaded machine, and the bundle vanished mid-scan.
+  meta.args = {"/bin/sh", "-c",
+               "echo \"token=$TOKEN\"; echo ready; i=0; "
+               "while [ ! -e /release ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"};
   meta.env = {"TOKEN=overridden", "PLAIN=1"};
   meta.secret_env = {"TOKEN=" + secret};
   bool checked = false;
@@ -503,7 +507,9 @@ TEST_P(ExecutorTest, SecretEnvStaysOffDiskAndOutOfLogs) {
           ASSERT_EQ(statfs(f.c_str(), &sfs), 0);
           EXPECT_EQ(sfs.f_type, TMPFS_MAGIC) << f;
         }
+        std::ofstream(rootfs_ / "release") << "";
       });
+  fs::remove(rootfs_ / "release");
   ASSERT_THAT(status, IsOk());
   EXPECT_TRUE(checked);
   EXPECT_THAT(out, HasSubstr("token=" + secret + "\n"));
