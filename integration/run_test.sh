@@ -201,19 +201,22 @@ no_stray_state
 pass "8 parallel builds with cache mounts and secrets leave nothing behind"
 
 # --- a client killed mid-RUN: the container is killed, nothing is left
-echo '{"steps":[{"run":"echo started; sleep 300","mounts":[{"type":"cache","target":"/c","id":"k"}],"secrets":[{"id":"tok","target":"/run/secrets/tok"}]}]}' | "$RUN_LLB" >"$WORK/kill.def"
+# A sleep no other process on the machine runs, so that pgrep finds this container only.
+long_sleep="sleep $((3000000 + $$ % 100000))"
+echo '{"steps":[{"run":"echo started; '"$long_sleep"'","mounts":[{"type":"cache","target":"/c","id":"k"}],"secrets":[{"id":"tok","target":"/run/secrets/tok"}]}]}' | "$RUN_LLB" >"$WORK/kill.def"
 "$KILN" --addr "$sock" build --local rootfs="$rootfs" --secret id=tok,src="$WORK/secret.txt" \
   --progress plain <"$WORK/kill.def" 2>"$WORK/kill.progress" &
 victim=$!
 PIDS+=("$victim")
 for _ in $(seq 100); do grep -q started "$WORK/kill.progress" && break; sleep 0.1; done
 grep -q started "$WORK/kill.progress" || fail "the long step did not start: $(cat "$WORK/kill.progress")"
-for _ in $(seq 50); do pgrep -f "sleep 300" >/dev/null && break; sleep 0.1; done
-pgrep -f "sleep 300" >/dev/null || fail "no container process found: $(ps aux | grep -v grep | grep sleep)"
+for _ in $(seq 50); do pgrep -f "$long_sleep" >/dev/null && break; sleep 0.1; done
+pgrep -f "$long_sleep" >/dev/null || fail "no container process found: $(ps aux | grep -v grep | grep sleep)"
 kill -KILL "$victim"
-for _ in $(seq 100); do pgrep -f "sleep 300" >/dev/null || break; sleep 0.1; done
-if pgrep -f "sleep 300" >/dev/null; then
-  fail "the container outlived its client: $(ps -eo pid,ppid,stat,args | grep -v grep | grep -e 'sleep 300' -e crun)"
+for _ in $(seq 100); do pgrep -f "$long_sleep" >/dev/null || break; sleep 0.1; done
+if pgrep -f "$long_sleep" >/dev/null; then
+  survivor=$(pgrep -f "$long_sleep" | head -n1)
+  fail "the container outlived its client: $(ps -o pid,ppid,stat,args -p "$survivor"); parent: $(ps -o pid,ppid,args -p "$(ps -o ppid= -p "$survivor")")"
 fi
 sleep 0.5
 no_stray_state
