@@ -41,6 +41,8 @@ std::string HumanBytes(int64_t n) {
     v /= 1000;
     ++u;
   }
+  // As tonistiigi/units' "%.2f" (BuildKit's progress): whole bytes below 1 kB.
+  if (u == 0) return absl::StrCat(n, "B");
   return absl::StrFormat("%.2f%s", v, kUnits[u]);
 }
 

@@ -159,7 +159,9 @@ namespace kiln::client {
 namespace {
 
 TEST(ProgressTest, StatusCountersReadLikeBuildctl) {
-  EXPECT_EQ(HumanBytes(12), "12.00B");
+  EXPECT_EQ(HumanBytes(12), "12B");
+  EXPECT_EQ(HumanBytes(999), "999B");
+  EXPECT_EQ(HumanBytes(1000), "1.00kB");
   EXPECT_EQ(HumanBytes(838860800), "838.86MB");
   EXPECT_EQ(HumanBytes(1500), "1.50kB");
   v1::VertexStatus st;
