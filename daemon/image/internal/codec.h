@@ -14,7 +14,8 @@
 namespace kiln::image::internal {
 
 // The compression a stream starts with, from its magic bytes (needs at least 4 bytes to tell
-// zstd). bzip2 and xz are UNIMPLEMENTED; anything else is uncompressed.
+// zstd); anything unrecognised is uncompressed. OCI layers are gzip, zstd or plain tar:
+// bzip2 and xz streams (legacy `docker load` inputs) are refused with an error naming them.
 [[nodiscard]] absl::StatusOr<Compression> DetectCompression(std::string_view head);
 
 // Compresses what it is given into `sink`. Finish flushes the end of the stream.

@@ -300,6 +300,16 @@ TEST_F(LayerTest, UnpackRejectsBadInput) {
   EXPECT_THAT(UnpackLayer(Context(), Blob("b3", Compress(Compression::kGzip, tar) + "junkjunk"), "",
                           Fresh("d3")),
               StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
+  // Compressions that no OCI layer media type has are refused by name, not read as tar.
+  EXPECT_THAT(UnpackLayer(Context(), Blob("b5", "BZh91AY&SY" + tar), "", Fresh("d5")),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("bzip2")));
+  EXPECT_THAT(UnpackLayer(Context(),
+                          Blob("b6", std::string("\xfd"
+                                                 "7zXZ\0",
+                                                 6) +
+                                         tar),
+                          "", Fresh("d6")),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("xz")));
   // A destination that is not empty.
   fs::path full = Fresh("d4");
   WriteAll(full / "x", "x");
