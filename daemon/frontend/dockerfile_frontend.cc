@@ -4,7 +4,6 @@
 #include <set>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/digest.h"
@@ -124,10 +123,6 @@ absl::StatusOr<FrontendResult> SolveDockerfile(const Context& ctx, const Fronten
         o.no_cache_stages.insert(std::string(s));
       }
     }
-  }
-  if (auto it = o.build_args.find("SOURCE_DATE_EPOCH"); it != o.build_args.end()) {
-    int64_t epoch = 0;
-    if (absl::SimpleAtoi(it->second, &epoch)) o.source_date_epoch = epoch;
   }
 
   // The Dockerfile (and its own ignore file) from the "dockerfile" local source.

@@ -141,7 +141,6 @@ struct Stage {
   llb::Platform platform;
   llb::State state;
   json image = json::object();  // the image config being built
-  KeyValues build_args;         // ARGs declared in this stage that have values
   // Every ARG as declared, in order (repeats kept), with its value ("" when unset): BuildKit's
   // d.buildArgs, which RUN's history lists.
   std::vector<std::pair<std::string, std::string>> declared_args;
@@ -220,10 +219,10 @@ class Converter {
     if (!r.ok()) return LineError(c, r.status());
     return r->result;
   }
-  // A stage's expansion scope: its environment, then its build args (ENV wins).
+  // A stage's expansion scope: its environment, which holds its ARG values too (ENV wins,
+  // being set later).
   KeyValues Scope(const Stage& s) const {
     KeyValues kv;
-    for (const auto& [k, v] : s.build_args.items()) kv.Set(k, v);
     for (const auto& [k, v] : s.state.Env()) kv.Set(k, v);
     return kv;
   }
@@ -504,10 +503,7 @@ class Converter {
       } else if (meta_arg_names_.count(kv.key) != 0) {
         value = global_args_.Get(kv.key);
       }
-      if (value) {
-        s.state = s.state.AddEnv(kv.key, *value);
-        s.build_args.Set(kv.key, *value);
-      }
+      if (value) s.state = s.state.AddEnv(kv.key, *value);
       s.declared_args.emplace_back(kv.key, value.value_or(""));
       parts.push_back(value ? absl::StrCat(kv.key, "=", *value) : kv.key);
     }

@@ -60,10 +60,9 @@ struct ConvertOptions {
     std::string image_config;  // empty: none
   };
   std::map<std::string, NamedContext> named_contexts;
-  bool no_cache = false;                     // no-cache with no value: every op ignores the cache
-  std::set<std::string> no_cache_stages;     // no-cache=stage1,stage2
-  ImageResolver resolve;                     // required when a stage uses an image
-  std::optional<int64_t> source_date_epoch;  // SOURCE_DATE_EPOCH build arg: history times
+  bool no_cache = false;                  // no-cache with no value: every op ignores the cache
+  std::set<std::string> no_cache_stages;  // no-cache=stage1,stage2
+  ImageResolver resolve;                  // required when a stage uses an image
 };
 
 struct ConvertResult {

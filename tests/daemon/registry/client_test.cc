@@ -10,10 +10,14 @@
 
 #include "base/digest.h"
 #include "tests/daemon/registry/registry_fixture.h"
+#include "tests/daemon/registry/registry_testutil.h"
 #include "tests/testutil/status_matchers.h"
 
 namespace kiln::registry {
 namespace {
+
+using ::kiln::registry::testing::Ref;
+using ::kiln::registry::testing::StoreBlob;
 
 namespace fs = std::filesystem;
 using ::kiln::testing::IsOk;
@@ -97,18 +101,8 @@ class RegistryClientTest : public ::testing::Test {
     return o;
   }
 
-  Reference Ref(const std::string& text) {
-    auto r = ParseReference(text);
-    EXPECT_THAT(r, IsOk());
-    return r.ok() ? *r : Reference{};
-  }
-
   Descriptor PutBlob(const std::string& data, const std::string& media_type) {
-    auto d = src_->Put(data);
-    EXPECT_THAT(d, IsOk());
-    return Descriptor{.media_type = media_type,
-                      .digest = d.ok() ? *d : "",
-                      .size = static_cast<int64_t>(data.size())};
+    return StoreBlob(*src_, data, media_type);
   }
 
   static json DescJson(const Descriptor& d) {
