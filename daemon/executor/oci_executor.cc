@@ -29,7 +29,7 @@
 #include "base/status.h"
 #include "daemon/executor/internal/device_cgroup.h"
 #include "daemon/executor/internal/mounts.h"
-#include "daemon/executor/internal/process.h"
+#include "daemon/util/process.h"
 #include "daemon/executor/internal/root_fs.h"
 #include "daemon/executor/internal/spec.h"
 #include "daemon/executor/internal/user.h"
@@ -40,7 +40,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-using internal::ChildProcess;
+using util::ChildProcess;
 using internal::UniqueFd;
 using namespace std::chrono_literals;
 
@@ -223,11 +223,11 @@ absl::StatusOr<std::unique_ptr<OciExecutor>> OciExecutor::Create(Options options
         "\" not found (looked in PATH); install crun or runc, or give the binary's path"));
   }
 
-  internal::SpawnOptions version_cmd;
+  util::SpawnOptions version_cmd;
   version_cmd.argv = {*path, "--version"};
   version_cmd.env = {std::string(kRuntimePath)};
-  absl::StatusOr<internal::CommandResult> version =
-      internal::RunCommand(version_cmd, kVersionTimeout);
+  absl::StatusOr<util::CommandResult> version =
+      util::RunCommand(version_cmd, kVersionTimeout);
   if (!version.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("OCI runtime ", *path, " does not work: ", version.status().message()));
@@ -295,13 +295,13 @@ std::vector<std::string> OciExecutor::RuntimeArgv(
 absl::Status OciExecutor::RuntimeCommand(const std::string& state_root,
                                          std::initializer_list<std::string> command,
                                          std::chrono::milliseconds timeout) const {
-  internal::SpawnOptions so;
+  util::SpawnOptions so;
   so.argv = RuntimeArgv(state_root, command);
   so.env = {std::string(kRuntimePath)};
   so.private_mount_ns = hide_unified_cgroup_;
   if (hide_unified_cgroup_) so.detach_mounts = {std::string(kUnifiedCgroup)};
-  KILN_ASSIGN_OR_RETURN(internal::CommandResult result,
-                        internal::RunCommand(std::move(so), timeout));
+  KILN_ASSIGN_OR_RETURN(util::CommandResult result,
+                        util::RunCommand(std::move(so), timeout));
   if (result.exit_code != 0) {
     return absl::InternalError(absl::StrCat(absl::StrJoin(command, " "), " exited with code ",
                                             result.exit_code, ": ",
@@ -482,7 +482,7 @@ absl::Status OciExecutor::RunInBundle(const Context& ctx, RunContext& rc, const 
                           internal::DeviceCgroup::Create(device_cgroup_parent_, rc.id));
   }
 
-  internal::SpawnOptions so;
+  util::SpawnOptions so;
   so.argv = RuntimeArgv(rc.state_root, {"--log", rc.log_path, "--log-format", "json", "run",
                                         "--bundle", rc.run_dir, rc.id});
   so.env = {std::string(kRuntimePath)};
@@ -503,7 +503,7 @@ absl::Status OciExecutor::RunInBundle(const Context& ctx, RunContext& rc, const 
       absl::StrJoin(internal::EnvNames(meta.secret_env), ","));
 
   const Clock::time_point start = Clock::now();
-  KILN_ASSIGN_OR_RETURN(ChildProcess child, internal::Spawn(so));
+  KILN_ASSIGN_OR_RETURN(ChildProcess child, util::Spawn(so));
   out_write.Reset();
   err_write.Reset();
 
@@ -590,7 +590,7 @@ absl::Status OciExecutor::RunInBundle(const Context& ctx, RunContext& rc, const 
     }
     if (pid_idx >= 0 ? fds[pid_idx].revents != 0 : child.pidfd() < 0) child.TryWait();
   }
-  const int exit_code = internal::ExitCodeFromWaitStatus(child.Wait());
+  const int exit_code = util::ExitCodeFromWaitStatus(child.Wait());
   const std::string runtime_errors = RuntimeErrors(rc.log_path);
 
   // `run` deletes the container when it exits normally; after a kill or a crash of the runtime

@@ -43,11 +43,6 @@ int WalkNoFollow(int root, const std::string& rel, int flags) {
 
 }  // namespace
 
-void UniqueFd::Reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 int OpenDirBeneath(int root, const std::string& rel, int flags) {
   const std::string path = rel.empty() ? "." : rel;
   if (!openat2_missing.load(std::memory_order_relaxed)) {

@@ -6,33 +6,11 @@
 #include <string>
 #include <utility>
 
+#include "base/unique_fd.h"
+
 namespace kiln::image::internal {
 
-// An owned file descriptor. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { Reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset();
-
- private:
-  int fd_ = -1;
-};
+using ::kiln::UniqueFd;
 
 // Opens the directory `rel` ("a/b"; "" is `root` itself) below the directory `root` with
 // `flags` (O_PATH or O_RDONLY; O_DIRECTORY and O_CLOEXEC are added). Fails with ELOOP when a

@@ -1,4 +1,4 @@
-#include "daemon/executor/internal/process.h"
+#include "daemon/util/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
-namespace kiln::executor::internal {
+namespace kiln::util {
 namespace {
 
 // What the child failed at, reported through the error pipe together with errno.
@@ -255,39 +255,65 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options) {
   return child;
 }
 
-absl::StatusOr<CommandResult> RunCommand(SpawnOptions options, std::chrono::milliseconds timeout) {
+absl::StatusOr<CommandResult> RunCommand(SpawnOptions options, const CommandOptions& command) {
   int out_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
   UniqueFd out_read(out_pipe[0]);
   UniqueFd out_write(out_pipe[1]);
+  UniqueFd err_read, err_write;
+  if (command.separate_stderr) {
+    int err_pipe[2];
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
+    err_read = UniqueFd(err_pipe[0]);
+    err_write = UniqueFd(err_pipe[1]);
+  }
   options.stdout_fd = out_write.get();
-  options.stderr_fd = out_write.get();
+  options.stderr_fd = command.separate_stderr ? err_write.get() : out_write.get();
   KILN_ASSIGN_OR_RETURN(ChildProcess child, Spawn(options));
   out_write.Reset();
+  err_write.Reset();
 
   CommandResult result;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + command.timeout;
+  auto stop = [&](absl::Status why) {
+    child.Kill(SIGKILL);
+    child.Wait();
+    return why;
+  };
   char buf[4096];
-  while (true) {
+  // Read both pipes until both reach EOF: the command and everything it started closed them.
+  while (out_read.valid() || err_read.valid()) {
+    if (command.ctx != nullptr) {
+      if (absl::Status s = command.ctx->Check(options.argv[0].c_str()); !s.ok()) return stop(s);
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      child.Kill(SIGKILL);
-      child.Wait();
-      return absl::DeadlineExceededError(
-          absl::StrCat(options.argv[0], " did not finish within ", timeout.count(), "ms"));
+      return stop(absl::DeadlineExceededError(
+          absl::StrCat(options.argv[0], " did not finish within ", command.timeout.count(), "ms")));
     }
-    pollfd pfd = {out_read.get(), POLLIN, 0};
-    const int r = poll(&pfd, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno != EINTR) return ErrnoToStatus(errno, "poll");
+    pollfd pfds[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
+    // With a context, wake up now and then to notice cancellation.
+    const int wait_ms = static_cast<int>(
+        command.ctx != nullptr ? std::min<int64_t>(left.count(), 100) : left.count());
+    const int r = poll(pfds, 2, wait_ms);
+    if (r < 0 && errno != EINTR) return stop(ErrnoToStatus(errno, "poll"));
     if (r <= 0) continue;
-    const ssize_t n = read(out_read.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // EOF: the command and everything it started closed the pipe
-    if (result.output.size() < 65536) result.output.append(buf, static_cast<size_t>(n));
+    for (int i = 0; i < 2; ++i) {
+      if (pfds[i].fd < 0 || pfds[i].revents == 0) continue;
+      UniqueFd& fd = i == 0 ? out_read : err_read;
+      std::string& into = i == 0 || !command.separate_stderr ? result.output : result.errors;
+      const ssize_t n = read(fd.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fd.Reset();
+        continue;
+      }
+      if (into.size() < 65536) into.append(buf, static_cast<size_t>(n));
+    }
   }
   result.exit_code = ExitCodeFromWaitStatus(child.Wait());
   return result;
 }
 
-}  // namespace kiln::executor::internal
+}  // namespace kiln::util

@@ -11,13 +11,15 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "daemon/executor/internal/root_fs.h"
+#include "base/context.h"
+#include "base/unique_fd.h"
 
-namespace kiln::executor::internal {
+namespace kiln::util {
 
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is an absolute path (no PATH lookup)
@@ -71,12 +73,23 @@ int ExitCodeFromWaitStatus(int status);
 
 struct CommandResult {
   int exit_code = 0;   // ExitCodeFromWaitStatus
-  std::string output;  // stdout and stderr interleaved, at most 64 KiB
+  std::string output;  // stdout, and stderr unless separated; at most 64 KiB
+  std::string errors;  // stderr when separated; at most 64 KiB
+};
+
+struct CommandOptions {
+  std::chrono::milliseconds timeout{60000};
+  const Context* ctx = nullptr;  // when set, a cancelled or expired context kills the command
+  bool separate_stderr = false;  // stderr into CommandResult::errors
 };
 
 // Runs a short command to completion, capturing its output. DEADLINE_EXCEEDED (after killing
-// it) when it takes longer than `timeout`.
+// it) when it takes longer than the timeout; the context's error when it stops.
 [[nodiscard]] absl::StatusOr<CommandResult> RunCommand(SpawnOptions options,
-                                                       std::chrono::milliseconds timeout);
+                                                       const CommandOptions& command);
+[[nodiscard]] inline absl::StatusOr<CommandResult> RunCommand(SpawnOptions options,
+                                                              std::chrono::milliseconds timeout) {
+  return RunCommand(std::move(options), CommandOptions{.timeout = timeout});
+}
 
-}  // namespace kiln::executor::internal
+}  // namespace kiln::util
