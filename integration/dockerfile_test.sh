@@ -3,7 +3,7 @@
 # real docker-registry: multi-stage Go-style and Python-style builds with `kiln build -f`, the
 # buildctl-style `--frontend dockerfile.v0 --local ...`, .dockerignore, `# syntax=` offline, and
 # the four ways of handling a secret, each image scanned (every layer, the config, the history)
-# for the secret's bytes.
+# for the secret's bytes, and ADD from http:// URLs served by busybox httpd.
 . "$(dirname "$0")/lib.sh"
 : "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
 [ "$(id -u)" -eq 0 ] || skip "containers need root"
@@ -185,6 +185,57 @@ RUN --mount=type=secret,id=conf,env=CONF test -n \"\$CONF\"" --secret "id=conf,s
 ! grep -q -a "$S" "$WORK/mount.progress" "$WORK/main.log" || fail "the secret reached the progress or the daemon log"
 ! grep -r -q -a "$S" "$WORK/root" 2>/dev/null || fail "the secret is on disk in kilnd's root"
 pass "RUN --mount=type=secret: the secret is in no layer, config, history, log or kilnd's disk"
+
+# ---- ADD from http:// URLs, served by busybox httpd ------------------------------------------
+web=$WORK/web
+mkdir -p "$web/srv" "$web/ctx" "$web/arc/top"
+echo "downloaded over http" >"$web/srv/file.txt"
+touch -d "2020-02-02 02:02:02 UTC" "$web/srv/file.txt"
+echo "inside the archive" >"$web/arc/top/inner.txt"
+tar czf "$web/srv/archive.tar.gz" -C "$web/arc" top
+start_httpd web "$web/srv"
+sum=sha256:$(sha256sum "$web/srv/archive.tar.gz" | cut -d' ' -f1)
+cat >"$web/ctx/Dockerfile" <<EOF
+FROM $B
+ADD http://$HTTPD/file.txt /x/
+ADD --checksum=$sum http://$HTTPD/archive.tar.gz /y/
+RUN cat /x/file.txt > /seen && stat -c '%a %Y' /x/file.txt > /x-stat
+EOF
+web_build() {  # web_build NAME: builds $web/ctx into $WORK/NAME (type=local)
+  k build --progress plain --output "type=local,dest=$WORK/$1" "$web/ctx" 2>"$WORK/$1.progress"
+}
+web_build web-out || fail "ADD from http:// failed: $(cat "$WORK/web-out.progress")"
+[ "$(cat "$WORK/web-out/seen")" = "downloaded over http" ] || fail "ADD http://.../file.txt /x/ did not land in /x/"
+[ "$(cat "$WORK/web-out/x-stat")" = "600 $(date -d '2020-02-02 02:02:02 UTC' +%s)" ] ||
+  fail "a downloaded file should be 0600 with the server's Last-Modified time: $(cat "$WORK/web-out/x-stat")"
+cmp -s "$WORK/web-out/y/archive.tar.gz" "$web/srv/archive.tar.gz" ||
+  fail "ADD --checksum of a remote archive should copy it as is: $(ls -lR "$WORK/web-out/y")"
+[ ! -e "$WORK/web-out/y/top" ] || fail "a remote archive was extracted"
+pass "ADD http://... and ADD --checksum=... http://...tar.gz (kept as a file, not extracted)"
+
+# Unchanged: a rebuild revalidates file.txt with its ETag (304) and does not ask for the pinned
+# archive at all.
+fetches=$(grep -c "url:/archive.tar.gz" "$WORK/web.log")
+web_build web-again || fail "the ADD rebuild failed: $(cat "$WORK/web-again.progress")"
+[ "$(grep -c "url:/archive.tar.gz" "$WORK/web.log")" -eq "$fetches" ] ||
+  fail "a cached ADD --checksum still downloaded the archive: $(cat "$WORK/web.log")"
+grep -q "response:304" "$WORK/web.log" || fail "the rebuild did not revalidate file.txt: $(cat "$WORK/web.log")"
+[ "$(grep -c CACHED "$WORK/web-again.progress")" -ge 3 ] ||
+  fail "the ADD rebuild was not cached: $(cat "$WORK/web-again.progress")"
+pass "an unchanged ADD from http:// is revalidated by ETag, a pinned one needs no request"
+
+# A wrong --checksum fails, naming the digests; a missing file fails, naming the status.
+wrong=sha256:$(printf '%064d' 0)
+printf 'FROM %s\nADD --checksum=%s http://%s/file.txt /x/\n' "$B" "$wrong" "$HTTPD" >"$web/ctx/Dockerfile"
+rc=0; web_build web-bad || rc=$?
+[ "$rc" -ne 0 ] || fail "ADD with a wrong --checksum succeeded"
+assert_contains "$(cat "$WORK/web-bad.progress")" "digest mismatch" "checksum error"
+assert_contains "$(cat "$WORK/web-bad.progress")" "$wrong" "checksum error"
+printf 'FROM %s\nADD http://%s/missing.txt /x/\n' "$B" "$HTTPD" >"$web/ctx/Dockerfile"
+rc=0; web_build web-404 || rc=$?
+[ "$rc" -ne 0 ] || fail "ADD of a missing URL succeeded"
+assert_contains "$(cat "$WORK/web-404.progress")" "404" "status error"
+pass "ADD with a wrong --checksum or a missing URL fails clearly"
 
 # ---- buildctl, when one is available ----------------------------------------------------------
 BUILDCTL=${BUILDCTL:-$(command -v buildctl || true)}

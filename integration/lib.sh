@@ -110,10 +110,7 @@ start_registry() {
     esac
   done
   command -v docker-registry >/dev/null || skip "docker-registry is not installed"
-  local port log="$WORK/$name.log"
-  for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 20000))
-    cat >"$WORK/$name.yml" <<YML
+  cat >"$WORK/$name.yml.in" <<YML
 version: 0.1
 log:
   level: info
@@ -123,21 +120,58 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$port$tls
+  addr: 127.0.0.1:@PORT@$tls
 $auth
 YML
-    docker-registry serve "$WORK/$name.yml" >"$log" 2>&1 &
-    REGISTRY_PID=$!
-    PIDS+=("$REGISTRY_PID")
+  # The config names the port: write it for each port tried, then become the registry.
+  serve_on_free_port "$name" bash -c 'sed "s/@PORT@/$1/" "$2.in" >"$2" && exec docker-registry serve "$2"' \
+    _ "{PORT}" "$WORK/$name.yml"
+  REGISTRY=$SERVED
+  REGISTRY_PID=$SERVED_PID
+}
+
+# start_httpd NAME DIR: busybox httpd serving DIR on 127.0.0.1 at a free port, logging each
+# request ("url:/path", "response:200") to $WORK/NAME.log. Sets HTTPD (host:port) and
+# HTTPD_PID. Skips the test when busybox-static is missing.
+start_httpd() {
+  [ -x /bin/busybox ] || skip "busybox-static is not installed"
+  serve_on_free_port "$1" /bin/busybox httpd -f -vv -p "127.0.0.1:{PORT}" -h "$2"
+  HTTPD=$SERVED
+  HTTPD_PID=$SERVED_PID
+}
+
+# start_git_daemon NAME DIR: `git daemon` serving every repository below DIR read-only over
+# git://127.0.0.1 at a free port, logging to $WORK/NAME.log. Sets GITD (host:port) and GITD_PID.
+# Skips the test when git is missing.
+start_git_daemon() {
+  command -v git >/dev/null || skip "git is not installed"
+  serve_on_free_port "$1" git daemon --export-all --reuseaddr --informative-errors --verbose \
+    --base-path="$2" --listen=127.0.0.1 --port="{PORT}" "$2"
+  GITD=$SERVED
+  GITD_PID=$SERVED_PID
+}
+
+# serve_on_free_port NAME COMMAND...: runs COMMAND in the background, each "{PORT}" in its
+# arguments replaced by a random loopback port, with its output in $WORK/NAME.log, until it
+# accepts connections on 127.0.0.1:PORT (another port is tried when that one is taken). Sets
+# SERVED (host:port) and SERVED_PID; the process is stopped by PID when the test exits.
+serve_on_free_port() {
+  local name=$1 port log="$WORK/$1.log"
+  shift
+  for _ in $(seq 20); do
+    port=$((20000 + RANDOM % 20000))
+    "${@//\{PORT\}/$port}" >"$log" 2>&1 &
+    SERVED_PID=$!
+    PIDS+=("$SERVED_PID")
     for _ in $(seq 50); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        REGISTRY="127.0.0.1:$port"
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && kill -0 "$SERVED_PID" 2>/dev/null; then
+        SERVED="127.0.0.1:$port"
         return 0
       fi
-      kill -0 "$REGISTRY_PID" 2>/dev/null || break
+      kill -0 "$SERVED_PID" 2>/dev/null || break
       sleep 0.1
     done
-    kill "$REGISTRY_PID" 2>/dev/null || true
+    kill "$SERVED_PID" 2>/dev/null || true
   done
-  fail "docker-registry did not start: $(tail -5 "$log")"
+  fail "$name did not start: $(tail -5 "$log")"
 }

@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "llb/git_url.h"
 #include "llb/internal/gojson.h"
+#include "llb/internal/gopath.h"
 #include "llb/internal/vertex.h"
 
 namespace kiln::llb {
@@ -359,6 +361,66 @@ State Http(std::string_view url, const HttpOptions& options) {
   }
   auto vertex = std::make_shared<SourceVertex>(std::string(url), std::move(attrs), std::move(caps),
                                                options.op, absl::OkStatus());
+  return NewSource(std::move(vertex), options.op);
+}
+
+State Git(std::string_view url, const GitOptions& options) {
+  std::string remote_url(url);
+  absl::StatusOr<GitUrl> remote = ParseGitUrl(remote_url);
+  if (remote.status().code() == absl::StatusCode::kNotFound) {
+    remote_url = absl::StrCat("https://", AV(url));
+    remote = ParseGitUrl(remote_url);
+  }
+  if (remote.ok()) remote_url = remote->remote;
+  // The identifier is the same for https and ssh remotes of one host/path, as BuildKit's.
+  std::string id = remote_url;
+  if (remote.ok()) {
+    id = absl::StrCat(remote->host, internal::JoinPath("/", remote->path));
+    if (!options.ref.empty() || !options.subdir.empty()) {
+      absl::StrAppend(&id, "#", options.ref);
+      if (!options.subdir.empty()) absl::StrAppend(&id, ":", options.subdir);
+    }
+  }
+  std::map<std::string, std::string> attrs;
+  std::set<std::string> caps{"source.git"};
+  if (options.keep_git_dir) {
+    attrs["git.keepgitdir"] = "true";
+    caps.insert("source.git.keepgitdir");
+  }
+  if (!remote_url.empty()) {
+    attrs["git.fullurl"] = remote_url;
+    caps.insert("source.git.fullurl");
+  }
+  if (!options.auth_token_secret.empty()) {
+    attrs["git.authtokensecret"] = options.auth_token_secret;
+  }
+  if (!options.auth_header_secret.empty()) {
+    attrs["git.authheadersecret"] = options.auth_header_secret;
+  }
+  if (remote.ok() && remote->scheme == "ssh") {
+    if (!options.known_ssh_hosts.empty()) {
+      std::string hosts = options.known_ssh_hosts;
+      while (!hosts.empty() && hosts.back() == '\n') hosts.pop_back();
+      attrs["git.knownsshhosts"] = hosts + "\n";
+    }
+    caps.insert("source.git.knownsshhosts");
+    attrs["git.mountsshsock"] = options.mount_ssh_sock.empty() ? "default" : options.mount_ssh_sock;
+    caps.insert("source.git.mountsshsock");
+  }
+  if (!options.checksum.empty()) {
+    attrs["git.checksum"] = options.checksum;
+    caps.insert("source.git.checksum");
+  }
+  if (options.skip_submodules) {
+    attrs["git.skipsubmodules"] = "true";
+    caps.insert("source.git.skipsubmodules");
+  }
+  if (!options.mtime.empty()) {
+    attrs["git.mtime"] = options.mtime;
+    caps.insert("source.git.mtime");
+  }
+  auto vertex = std::make_shared<SourceVertex>(absl::StrCat("git://", id), std::move(attrs),
+                                               std::move(caps), options.op, absl::OkStatus());
   return NewSource(std::move(vertex), options.op);
 }
 

@@ -61,4 +61,23 @@ struct HttpOptions {
 // A file downloaded from `url` (the identifier is the URL itself).
 State Http(std::string_view url, const HttpOptions& options = {});
 
+// Options of Git(); the attribute each sets is named beside it.
+struct GitOptions {
+  std::string ref;     // branch, tag, full ref or commit (identifier fragment)
+  std::string subdir;  // directory of the repository to use as the root (identifier fragment)
+  bool keep_git_dir = false;                           // git.keepgitdir
+  std::string checksum;                                // git.checksum: the commit (or a prefix)
+  bool skip_submodules = false;                        // git.skipsubmodules
+  std::string mtime;                                   // git.mtime: "checkout" or "commit"
+  std::string auth_token_secret = "GIT_AUTH_TOKEN";    // git.authtokensecret
+  std::string auth_header_secret = "GIT_AUTH_HEADER";  // git.authheadersecret
+  std::string known_ssh_hosts;                         // git.knownsshhosts (ssh remotes)
+  std::string mount_ssh_sock;  // git.mountsshsock (ssh remotes; default "default")
+  OpOptions op;
+};
+
+// A git repository checked out: identifier "git://HOST/PATH[#REF[:SUBDIR]]" (the same for
+// every transport), the remote itself in git.fullurl. A URL without a known scheme is https.
+State Git(std::string_view url, const GitOptions& options = {});
+
 }  // namespace kiln::llb

@@ -10,6 +10,8 @@
 #include "daemon/ops/diff_op.h"
 #include "daemon/ops/exec_op.h"
 #include "daemon/ops/file_op.h"
+#include "daemon/ops/git_source.h"
+#include "daemon/ops/http_source.h"
 #include "daemon/ops/image_source.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
@@ -91,6 +93,12 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
           KILN_ASSIGN_OR_RETURN(ImageSourceAttrs attrs,
                                 ParseImageSource(id, op.op.source().attrs(), platform));
           v->op = std::make_shared<ImageSourceOp>(worker, std::move(attrs));
+        } else if (absl::StartsWith(id, "http://") || absl::StartsWith(id, "https://")) {
+          KILN_ASSIGN_OR_RETURN(HttpSourceAttrs attrs, ParseHttpSource(id, op.op.source().attrs()));
+          v->op = std::make_shared<HttpSourceOp>(worker, std::move(attrs));
+        } else if (absl::StartsWith(id, "git://")) {
+          KILN_ASSIGN_OR_RETURN(GitSourceAttrs attrs, ParseGitSource(id, op.op.source().attrs()));
+          v->op = std::make_shared<GitSourceOp>(worker, std::move(attrs));
         } else {
           return Unsupported(op, absl::StrCat("source ", id));
         }

@@ -20,9 +20,9 @@
 
 namespace kiln::registry {
 
-using internal::Request;
-using internal::Response;
-using internal::Url;
+using http::Request;
+using http::Response;
+using http::Url;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -114,7 +114,7 @@ bool IsRedirect(int status) {
 
 struct Client::Host {
   std::string name;  // authority, also what credentials are looked up by
-  internal::Endpoint endpoint;
+  http::Endpoint endpoint;
   bool fallback_http = false;
   bool mirror = false;
 };
@@ -128,6 +128,7 @@ struct Client::Manifest {
 Client::Client(Options options)
     : options_(std::move(options)),
       transport_{.user_agent = options_.user_agent,
+                 .what = "registry request",
                  .connect_timeout = options_.connect_timeout,
                  .io_timeout = options_.io_timeout,
                  .max_buffered_body = static_cast<size_t>(kMaxManifestBytes)} {}
@@ -221,7 +222,7 @@ absl::StatusOr<std::string> Client::FetchToken(const Context& ctx, const Host& h
     return absl::UnauthenticatedError(
         absl::StrCat("registry ", host.name, " sent a Bearer challenge without a realm"));
   }
-  KILN_ASSIGN_OR_RETURN(Url realm, internal::ParseUrl(realm_it->second));
+  KILN_ASSIGN_OR_RETURN(Url realm, http::ParseUrl(realm_it->second));
   std::string service;
   if (auto s = challenge.find("service"); s != challenge.end()) service = s->second;
   KILN_ASSIGN_OR_RETURN(Credentials creds, CredentialsFor(host.name));
@@ -233,16 +234,16 @@ absl::StatusOr<std::string> Client::FetchToken(const Context& ctx, const Host& h
     req.target = realm.target;
     req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     req.body = absl::StrCat("grant_type=refresh_token&client_id=kiln&refresh_token=",
-                            internal::QueryEscape(creds.identity_token));
-    if (!service.empty()) absl::StrAppend(&req.body, "&service=", internal::QueryEscape(service));
+                            http::QueryEscape(creds.identity_token));
+    if (!service.empty()) absl::StrAppend(&req.body, "&service=", http::QueryEscape(service));
     if (!scopes.empty()) {
-      absl::StrAppend(&req.body, "&scope=", internal::QueryEscape(absl::StrJoin(scopes, " ")));
+      absl::StrAppend(&req.body, "&scope=", http::QueryEscape(absl::StrJoin(scopes, " ")));
     }
   } else {
     req.method = "GET";
     req.target = realm.target;
-    if (!service.empty()) req.target = internal::AppendQuery(req.target, "service", service);
-    for (const auto& scope : scopes) req.target = internal::AppendQuery(req.target, "scope", scope);
+    if (!service.empty()) req.target = http::AppendQuery(req.target, "service", service);
+    for (const auto& scope : scopes) req.target = http::AppendQuery(req.target, "scope", scope);
     if (!creds.username.empty()) {
       req.headers.emplace_back("Authorization",
                                absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(
@@ -322,17 +323,17 @@ absl::Status Client::Authorize(const Context& ctx, const Host& host,
 absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
                                       const std::vector<std::string>& scopes, Url url,
                                       const Request& request, bool idempotent,
-                                      const internal::SinkFactory& sink,
+                                      const http::SinkFactory& sink,
                                       const std::function<void(Request&)>& prepare) {
   auto log = Logger("registry");
   int attempt = 1;
   int redirects = 0;
   bool authorized = false;
   // Only successful responses reach the caller's sink; errors are buffered for their message.
-  internal::SinkFactory factory;
+  http::SinkFactory factory;
   if (sink) {
-    factory = [&sink](const Response& head) -> absl::StatusOr<internal::BodySink> {
-      if (head.status < 200 || head.status >= 300) return internal::BodySink();
+    factory = [&sink](const Response& head) -> absl::StatusOr<http::BodySink> {
+      if (head.status < 200 || head.status >= 300) return http::BodySink();
       return sink(head);
     };
   }
@@ -359,10 +360,10 @@ absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
         req.headers.emplace_back("Authorization", std::move(auth));
       }
     }
-    internal::FailureKind kind = internal::FailureKind::kNone;
-    auto resp = internal::RoundTrip(ctx, url.endpoint, req, transport_, factory, &kind);
+    http::FailureKind kind = http::FailureKind::kNone;
+    auto resp = http::RoundTrip(ctx, url.endpoint, req, transport_, factory, &kind);
     if (!resp.ok()) {
-      using internal::FailureKind;
+      using http::FailureKind;
       if (kind == FailureKind::kTls && same_host && host.fallback_http && url.endpoint.https) {
         log->debug("{}: {}; falling back to plain HTTP", host.name, SV(resp.status().message()));
         tls_failure = resp.status();
@@ -396,7 +397,7 @@ absl::StatusOr<Response> Client::Send(const Context& ctx, Host& host,
     if (IsRedirect(resp->status) && (req.method == "GET" || req.method == "HEAD") &&
         redirects < kMaxRedirects) {
       ++redirects;
-      KILN_ASSIGN_OR_RETURN(url, internal::ResolveLocation(url, resp->Header("Location")));
+      KILN_ASSIGN_OR_RETURN(url, http::ResolveLocation(url, resp->Header("Location")));
       continue;
     }
     if ((resp->status >= 500 || resp->status == 429) && idempotent &&
@@ -518,7 +519,7 @@ absl::Status Client::FetchBlobFrom(const Context& ctx, Host& host, const Referen
       r.headers.emplace_back("Range", absl::StrCat("bytes=", requested_from, "-"));
     }
   };
-  auto sink = [&](const Response& head) -> absl::StatusOr<internal::BodySink> {
+  auto sink = [&](const Response& head) -> absl::StatusOr<http::BodySink> {
     if (head.status == 206) {
       std::string range = head.Header("Content-Range");  // "bytes 100-199/200"
       int64_t start = -1;
@@ -534,7 +535,7 @@ absl::Status Client::FetchBlobFrom(const Context& ctx, Host& host, const Referen
     } else if (writer.offset() > 0) {
       KILN_RETURN_IF_ERROR(writer.Truncate());  // the whole blob again: start over
     }
-    return internal::BodySink([&writer](std::string_view chunk) { return writer.Write(chunk); });
+    return http::BodySink([&writer](std::string_view chunk) { return writer.Write(chunk); });
   };
   KILN_ASSIGN_OR_RETURN(
       Response resp, Send(ctx, host, {RepositoryScope(repo.path, false)},
@@ -605,14 +606,14 @@ absl::Status Client::Upload(const Context& ctx, Host& host, const Reference& rep
       return absl::FailedPreconditionError(
           absl::StrCat("registry ", host.name, " sent no upload Location for ", subject));
     }
-    KILN_ASSIGN_OR_RETURN(location, internal::ResolveLocation(location, loc));
+    KILN_ASSIGN_OR_RETURN(location, http::ResolveLocation(location, loc));
     return absl::OkStatus();
   };
   KILN_ASSIGN_OR_RETURN(std::filesystem::path path, store.BlobPath(desc.digest));
   if (desc.size <= options_.monolithic_upload_limit) {
     KILN_ASSIGN_OR_RETURN(std::string data, store.Read(desc.digest, desc.size));
     Request put{.method = "PUT",
-                .target = internal::AppendQuery(location.target, "digest", desc.digest),
+                .target = http::AppendQuery(location.target, "digest", desc.digest),
                 .headers = {{"Content-Type", "application/octet-stream"}},
                 .body = std::move(data)};
     KILN_ASSIGN_OR_RETURN(Response resp, Send(ctx, host, scopes, Url{location.endpoint, put.target},
@@ -649,8 +650,7 @@ absl::Status Client::Upload(const Context& ctx, Host& host, const Reference& rep
     KILN_RETURN_IF_ERROR(next_location(resp));
     offset += n;
   }
-  Request put{.method = "PUT",
-              .target = internal::AppendQuery(location.target, "digest", desc.digest)};
+  Request put{.method = "PUT", .target = http::AppendQuery(location.target, "digest", desc.digest)};
   KILN_ASSIGN_OR_RETURN(Response resp, Send(ctx, host, scopes, Url{location.endpoint, put.target},
                                             put, /*idempotent=*/false));
   if (resp.status != 201) return ResponseError(resp, subject, true, host.name);
@@ -684,8 +684,8 @@ absl::Status Client::PushBlob(const Context& ctx, const Reference& repo, const D
     std::string from = *mount_from_repo;
     if (absl::StartsWith(from, repo.domain + "/")) from = from.substr(repo.domain.size() + 1);
     if (from != repo.path) {
-      start.target = internal::AppendQuery(start.target, "mount", desc.digest);
-      start.target = internal::AppendQuery(start.target, "from", from);
+      start.target = http::AppendQuery(start.target, "mount", desc.digest);
+      start.target = http::AppendQuery(start.target, "from", from);
       scopes.push_back(RepositoryScope(from, false));
     }
   }
@@ -698,8 +698,7 @@ absl::Status Client::PushBlob(const Context& ctx, const Reference& repo, const D
     return absl::FailedPreconditionError(
         absl::StrCat("registry ", host.name, " sent no upload Location for ", subject));
   }
-  KILN_ASSIGN_OR_RETURN(Url location,
-                        internal::ResolveLocation(Url{host.endpoint, start.target}, loc));
+  KILN_ASSIGN_OR_RETURN(Url location, http::ResolveLocation(Url{host.endpoint, start.target}, loc));
   return Upload(ctx, host, repo, scopes, std::move(location), desc, store);
 }
 

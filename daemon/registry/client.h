@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "daemon/config/config.h"
+#include "daemon/http/client.h"
 #include "daemon/registry/auth.h"
-#include "daemon/registry/internal/http.h"
 #include "daemon/registry/registry.h"
 
 namespace kiln::registry {
@@ -78,14 +78,14 @@ class Client : public Registry {
 
   Host OriginHost(const std::string& domain);
   std::vector<Host> PullHosts(const std::string& domain);
-  absl::StatusOr<internal::Response> Send(
-      const Context& ctx, Host& host, const std::vector<std::string>& scopes, internal::Url url,
-      const internal::Request& request, bool idempotent,
-      const internal::SinkFactory& sink = nullptr,
-      const std::function<void(internal::Request&)>& prepare = nullptr);
+  absl::StatusOr<http::Response> Send(const Context& ctx, Host& host,
+                                      const std::vector<std::string>& scopes, http::Url url,
+                                      const http::Request& request, bool idempotent,
+                                      const http::SinkFactory& sink = nullptr,
+                                      const std::function<void(http::Request&)>& prepare = nullptr);
   absl::Status Authorize(const Context& ctx, const Host& host,
                          const std::vector<std::string>& scopes,
-                         const internal::Response& challenge_response, bool* changed);
+                         const http::Response& challenge_response, bool* changed);
   absl::StatusOr<std::string> FetchToken(const Context& ctx, const Host& host,
                                          const std::map<std::string, std::string>& challenge,
                                          const std::vector<std::string>& scopes);
@@ -102,12 +102,12 @@ class Client : public Registry {
   absl::Status FetchBlobFrom(const Context& ctx, Host& host, const Reference& repo,
                              const Descriptor& desc, content::Writer& writer);
   absl::Status Upload(const Context& ctx, Host& host, const Reference& repo,
-                      const std::vector<std::string>& scopes, internal::Url location,
+                      const std::vector<std::string>& scopes, http::Url location,
                       const Descriptor& desc, content::Store& store);
 
   // Constant after construction.
   const Options options_;
-  const internal::TransportOptions transport_;
+  const http::TransportOptions transport_;
 
   std::mutex mu_;
   struct Token {

@@ -41,6 +41,12 @@ constexpr const char* kLlbCaps[] = {
     "source.local.sharedkeyhint",
     "source.local.differ",
     "source.local.metadatatransfer",
+    "source.http",
+    "source.http.checksum",
+    "source.http.perm",
+    "soruce.http.uidgid",  // sic: BuildKit's cap id
+    "source.http.auth",
+    "source.http.header",
     "file.base",
     "file.rm.wildcard",
     "file.copy.includeexcludepatterns",

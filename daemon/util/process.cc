@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ struct ChildArgs {
   pid_t parent;
   bool private_mount_ns;
   const char* const* detach;  // null-terminated
+  int umask;                  // -1: inherit
 };
 
 [[noreturn]] void ChildFail(const ChildArgs& a, int step) {
@@ -107,6 +109,8 @@ void CloseFrom(int from, int to, int max_fd) {
     }
     for (const char* const* p = a.detach; *p != nullptr; ++p) (void)umount2(*p, MNT_DETACH);
   }
+
+  if (a.umask >= 0) ::umask(static_cast<mode_t>(a.umask));
 
   // Move the sources out of 0..2 first so that one dup2 cannot clobber another's source.
   int src[3];
@@ -235,6 +239,7 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options) {
   a.parent = getpid();
   a.private_mount_ns = options.private_mount_ns;
   a.detach = detach.data();
+  a.umask = options.umask;
 
   const pid_t pid = fork();
   if (pid < 0) return ErrnoToStatus(errno, "fork");

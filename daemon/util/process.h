@@ -33,6 +33,8 @@ struct SpawnOptions {
   // nothing propagates out) and detach `detach_mounts` there (errors ignored) before exec.
   bool private_mount_ns = false;
   std::vector<std::string> detach_mounts;
+
+  int umask = -1;  // the child's umask; -1 inherits the daemon's
 };
 
 // A started child; kills (SIGKILL) and reaps it on destruction if it was not waited for.

@@ -223,5 +223,17 @@ TEST(GoldenTest, HttpSource) {
                      .perm = 0600}));
 }
 
+TEST(GoldenTest, GitSources) {
+  ExpectGolden("git_https",
+               Git("https://github.com/moby/buildkit.git", {.ref = "v0.10.1", .subdir = "docs"}));
+  ExpectGolden("git_opts",
+               Git("git://example.com/repo.git",
+                   {.keep_git_dir = true, .checksum = "0123abcd", .skip_submodules = true}));
+  ExpectGolden("git_ssh", Git("git@example.com:org/repo.git",
+                              {.ref = "main", .known_ssh_hosts = "example.com ssh-ed25519 AAAA"}));
+  // No scheme: https.
+  ExpectGolden("git_bare", Git("github.com/moby/buildkit"));
+}
+
 }  // namespace
 }  // namespace kiln::llb

@@ -59,6 +59,8 @@ class SessionPair {
   }
 
   const std::shared_ptr<session::Session>& session() const { return session_; }
+  // The daemon's session manager, for code that looks the session up by id (ops::Worker).
+  session::Manager& manager() const { return *manager_; }
   // Ends the client's side of the session (as when `kiln build` exits).
   void CloseClient() { client_->Close(); }
 

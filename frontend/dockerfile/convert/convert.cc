@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/status.h"
+#include "frontend/dockerfile/convert/git_ref.h"
 #include "frontend/dockerfile/instructions/instructions.h"
 #include "frontend/dockerfile/parser/parser.h"
 #include "frontend/dockerfile/shell/lex.h"
@@ -855,9 +856,28 @@ class Converter {
   static bool IsUrl(const std::string& s) {
     return absl::StartsWith(s, "http://") || absl::StartsWith(s, "https://");
   }
-  static bool IsGitUrl(const std::string& s) {
-    return absl::StartsWith(s, "git@") || absl::StartsWith(s, "git://") ||
-           absl::EndsWith(s.substr(0, s.find('#')), ".git");
+
+  // The source op of `ADD <git ref>`: --keep-git-dir and --checksum must agree with the URL's
+  // own options when both are given.
+  absl::StatusOr<llb::State> GitSource(const Stage& s, size_t step, const ins::CopyCommand& c,
+                                       const GitRef& ref) {
+    llb::GitOptions go;
+    go.ref = ref.ref;
+    go.subdir = ref.subdir;
+    if (c.keep_git_dir && ref.keep_git_dir && *c.keep_git_dir != *ref.keep_git_dir) {
+      return LineError(c, "inconsistent keep-git-dir configuration");
+    }
+    go.keep_git_dir = ref.keep_git_dir.value_or(c.keep_git_dir.value_or(false));
+    if (!c.checksum.empty() && !ref.checksum.empty() && c.checksum != ref.checksum) {
+      return LineError(
+          c, absl::StrCat("checksum mismatch \"", c.checksum, "\" != \"", ref.checksum, "\""));
+    }
+    go.checksum = ref.checksum.empty() ? c.checksum : ref.checksum;
+    go.skip_submodules = ref.submodules.has_value() && !*ref.submodules;
+    go.mtime = ref.mtime;
+    go.op = OpFor(s, step, c);
+    go.op.description.clear();
+    return llb::Git(ref.remote, go);
   }
 
   absl::Status DispatchOne(Stage& s, const ins::CopyCommand& c, size_t step) {
@@ -879,6 +899,15 @@ class Converter {
                                        "a directory and end with a /"));
     }
 
+    if (!c.checksum.empty()) {
+      if (sources.size() != 1) {
+        return LineError(c, "checksum can't be specified for multiple sources");
+      }
+      absl::StatusOr<std::optional<GitRef>> git = ParseGitRef(sources[0]);
+      if (!IsUrl(sources[0]) && !(git.ok() && git->has_value())) {
+        return LineError(c, "checksum requires HTTP(S) or Git sources");
+      }
+    }
     llb::CopyOptions co;
     co.follow_symlinks = true;
     co.copy_dir_contents_only = true;
@@ -920,22 +949,37 @@ class Converter {
     auto add = [&](const llb::CopyInput& in, const std::string& src, const llb::CopyOptions& o) {
       action = action ? action->Copy(in, src, dest_abs, o) : llb::Copy(in, src, dest_abs, o);
     };
+    // BuildKit copies repositories and downloads with only the mode, ownership and excludes.
+    llb::CopyOptions remote_copy;
+    remote_copy.mode = co.mode;
+    remote_copy.mode_str = co.mode_str;
+    remote_copy.chown = co.chown;
+    remote_copy.exclude_patterns = co.exclude_patterns;
+    remote_copy.create_dest_path = true;
     for (const std::string& src : sources) {
-      if (c.is_add && IsUrl(src)) {
+      absl::StatusOr<std::optional<GitRef>> git = ParseGitRef(src);
+      if (!git.ok()) return LineError(c, std::string(git.status().message()));
+      if (git->has_value()) {
+        if (!c.is_add) return LineError(c, "source can't be a git ref for COPY");
+        KILN_ASSIGN_OR_RETURN(llb::State repo, GitSource(s, step, c, **git));
+        add(repo, "/", remote_copy);
+        continue;
+      }
+      if (IsUrl(src)) {
+        if (!c.is_add) return LineError(c, "source can't be a URL for COPY");
         llb::HttpOptions ho;
         ho.checksum = c.checksum;
         std::string file = src.substr(src.rfind('/') + 1);
         file = file.substr(0, file.find_first_of("?#"));
         if (file.empty()) file = "__unnamed__";
         ho.filename = file;
-        llb::CopyOptions uo = co;
-        uo.attempt_unpack = false;
+        ho.op = OpFor(s, step, c);
+        ho.op.description.clear();
+        // Remote archives are not extracted unless --unpack asks for it.
+        llb::CopyOptions uo = remote_copy;
+        uo.attempt_unpack = c.unpack.value_or(false);
         add(llb::Http(src, ho), file, uo);
         continue;
-      }
-      if (c.is_add && IsGitUrl(src)) {
-        return LineError(
-            c, absl::StrCat("ADD of git repositories (", src, ") is not supported by kiln yet"));
       }
       llb::CopyOptions lo = co;
       lo.attempt_unpack = c.is_add && c.unpack.value_or(true);

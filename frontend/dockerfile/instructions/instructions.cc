@@ -303,7 +303,7 @@ absl::StatusOr<Command> ParseAdd(Request& req) {
   cmd.chown = chown->value;
   cmd.chmod = chmod->value;
   cmd.link = link->value == "true";
-  cmd.keep_git_dir = keep_git_dir->value == "true";
+  if (keep_git_dir->used) cmd.keep_git_dir = keep_git_dir->value == "true";
   cmd.checksum = checksum->value;
   if (unpack->used) cmd.unpack = unpack->value == "true";
   cmd.excludes = excludes->values;

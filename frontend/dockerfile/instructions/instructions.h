@@ -74,18 +74,18 @@ struct EntrypointCommand : CommandBase, ShellDependantCmdLine {};
 // COPY and ADD.
 struct CopyCommand : CommandBase {
   bool is_add = false;
-  std::vector<std::string> sources;  // unexpanded; empty when the sources are heredocs
+  std::vector<std::string> sources;      // unexpanded; empty when the sources are heredocs
   std::vector<Heredoc> source_contents;  // COPY <<EOF /dest
   std::string dest;
-  std::string from;    // --from (COPY only)
-  std::string chown;   // --chown
-  std::string chmod;   // --chmod (octal or symbolic)
-  bool link = false;   // --link
-  bool parents = false;              // --parents
+  std::string from;                   // --from (COPY only)
+  std::string chown;                  // --chown
+  std::string chmod;                  // --chmod (octal or symbolic)
+  bool link = false;                  // --link
+  bool parents = false;               // --parents
   std::vector<std::string> excludes;  // --exclude (repeatable)
-  std::string checksum;              // --checksum (ADD only)
-  bool keep_git_dir = false;         // --keep-git-dir (ADD only)
-  std::optional<bool> unpack;        // --unpack (ADD only)
+  std::string checksum;               // --checksum (ADD only)
+  std::optional<bool> keep_git_dir;   // --keep-git-dir (ADD only)
+  std::optional<bool> unpack;         // --unpack (ADD only)
 };
 struct WorkdirCommand : CommandBase {
   std::string path;
@@ -118,10 +118,10 @@ struct OnbuildCommand : CommandBase {
   std::string expression;  // the trigger as written: "RUN echo hi"
 };
 
-using Command =
-    std::variant<ArgCommand, EnvCommand, LabelCommand, MaintainerCommand, RunCommand, CmdCommand,
-                 EntrypointCommand, CopyCommand, WorkdirCommand, UserCommand, ExposeCommand,
-                 VolumeCommand, ShellCommand, StopSignalCommand, HealthcheckCommand, OnbuildCommand>;
+using Command = std::variant<ArgCommand, EnvCommand, LabelCommand, MaintainerCommand, RunCommand,
+                             CmdCommand, EntrypointCommand, CopyCommand, WorkdirCommand,
+                             UserCommand, ExposeCommand, VolumeCommand, ShellCommand,
+                             StopSignalCommand, HealthcheckCommand, OnbuildCommand>;
 
 // FROM ... and the commands up to the next FROM.
 struct Stage {
@@ -153,14 +153,14 @@ enum class MountType { kBind, kCache, kTmpfs, kSecret, kSsh };
 enum class CacheSharing { kShared, kPrivate, kLocked };
 struct Mount {
   MountType type = MountType::kBind;
-  std::string from;    // bind/cache: a stage, image or named context; empty = build context
-  std::string source;  // path in `from` (bind/cache), default "/"
-  std::string target;  // required except for secret/ssh (they have defaults)
+  std::string from;       // bind/cache: a stage, image or named context; empty = build context
+  std::string source;     // path in `from` (bind/cache), default "/"
+  std::string target;     // required except for secret/ssh (they have defaults)
   bool read_only = true;  // bind: true unless rw; cache/tmpfs: false unless ro
   bool read_only_set = false;
   std::string cache_id;  // cache: id (default: target)
   CacheSharing sharing = CacheSharing::kShared;
-  bool required = false;   // secret/ssh: required=true
+  bool required = false;  // secret/ssh: required=true
   std::optional<uint32_t> mode, uid, gid;
   std::optional<int64_t> size_bytes;  // tmpfs size=
   std::string env;                    // secret: env=NAME

@@ -19,6 +19,7 @@ namespace {
 using ::kiln::testing::IsOk;
 using ::kiln::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -318,6 +319,52 @@ EOF
   EXPECT_THAT(llb,
               HasSubstr(R"("data":"aGVsbG8gd29ybGQK")"));  // "hello world\n": unquoted ones expand
   EXPECT_THAT(llb, HasSubstr(R"("data":"a2VlcCAkV0hPCg==")"));  // "keep $WHO\n"
+}
+
+TEST_F(ConvertTest, AddOfGitRepositories) {
+  std::string llb = Convert(R"(FROM busybox
+ADD https://github.com/moby/buildkit.git#v0.10.1:docs /docs
+ADD --keep-git-dir --checksum=0123abcd git@example.com:org/repo.git /repo
+ADD https://example.com/r.git?tag=v1&submodules=false&subdir=sub /tagged
+)");
+  EXPECT_THAT(llb, HasSubstr(R"("identifier":"git://github.com/moby/buildkit.git#v0.10.1:docs")"));
+  EXPECT_THAT(llb, HasSubstr(R"("git.fullurl":"https://github.com/moby/buildkit.git")"));
+  EXPECT_THAT(llb, HasSubstr(R"("identifier":"git://example.com/org/repo.git")"));
+  EXPECT_THAT(llb, HasSubstr(R"("git.keepgitdir":"true")"));
+  EXPECT_THAT(llb, HasSubstr(R"("git.checksum":"0123abcd")"));
+  EXPECT_THAT(llb, HasSubstr(R"("git.mountsshsock":"default")"));
+  EXPECT_THAT(llb, HasSubstr(R"("identifier":"git://example.com/r.git#refs/tags/v1:sub")"));
+  EXPECT_THAT(llb, HasSubstr(R"("git.skipsubmodules":"true")"));
+  EXPECT_THAT(llb, HasSubstr(R"("src":"/","dest":"/docs")"));
+  // The source vertex carries the step's name, as BuildKit's.
+  EXPECT_THAT(
+      llb,
+      HasSubstr(
+          R"("llb.customname":"[stage-0 2/4] ADD https://github.com/moby/buildkit.git#v0.10.1:docs /docs")"));
+  EXPECT_THAT(History(),
+              Contains("ADD https://github.com/moby/buildkit.git#v0.10.1:docs /docs # buildkit"));
+}
+
+TEST_F(ConvertTest, GitAndUrlSourceErrors) {
+  auto error = [&](const std::string& df) {
+    auto r = DockerfileToLlb(df, options_);
+    return r.ok() ? std::string("ok") : std::string(r.status().message());
+  };
+  EXPECT_THAT(error("FROM busybox\nCOPY https://example.com/r.git /x\n"),
+              HasSubstr("source can't be a git ref for COPY"));
+  EXPECT_THAT(error("FROM busybox\nCOPY https://example.com/f.txt /x\n"),
+              HasSubstr("source can't be a URL for COPY"));
+  EXPECT_THAT(
+      error("FROM busybox\nADD --keep-git-dir=false https://example.com/r.git?keep-git-dir=1 /x\n"),
+      HasSubstr("inconsistent keep-git-dir configuration"));
+  EXPECT_THAT(error("FROM busybox\nADD --checksum=aa https://example.com/r.git?checksum=bb /x\n"),
+              HasSubstr("checksum mismatch \"aa\" != \"bb\""));
+  EXPECT_THAT(error("FROM busybox\nADD --checksum=sha256:aa a.txt /x\n"),
+              HasSubstr("checksum requires HTTP(S) or Git sources"));
+  EXPECT_THAT(error("FROM busybox\nADD --checksum=sha256:aa https://e.com/a https://e.com/b /x/\n"),
+              HasSubstr("checksum can't be specified for multiple sources"));
+  EXPECT_THAT(error("FROM busybox\nADD https://example.com/r.git?frob=1 /x\n"),
+              HasSubstr("unexpected query \"frob\""));
 }
 
 TEST_F(ConvertTest, CopyParentsKeepsSourcePaths) {

@@ -379,14 +379,14 @@ TEST(AddTest, Fields) {
   EXPECT_EQ(a.chmod, "644");
   EXPECT_TRUE(a.link);
   EXPECT_EQ(a.checksum, "sha256:abc");
-  EXPECT_TRUE(a.keep_git_dir);
+  EXPECT_EQ(a.keep_git_dir, std::optional<bool>(true));
   ASSERT_TRUE(a.unpack.has_value());
   EXPECT_FALSE(*a.unpack);
   EXPECT_THAT(a.excludes, ElementsAre("x"));
   EXPECT_THAT(a.sources, ElementsAre("https://example.com/a.tgz"));
   auto plain = One<CopyCommand>("ADD a b");
   EXPECT_FALSE(plain.unpack.has_value());
-  EXPECT_FALSE(plain.keep_git_dir);
+  EXPECT_FALSE(plain.keep_git_dir.has_value());
   EXPECT_TRUE(One<CopyCommand>("ADD --unpack a b").unpack.value_or(false));
   EXPECT_THAT(ErrorOf("FROM a\nADD --from=x a b\n"), ParseError(2, "unknown flag: --from"));
   EXPECT_THAT(ErrorOf("FROM a\nADD a\n"),

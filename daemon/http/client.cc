@@ -1,4 +1,4 @@
-#include "daemon/registry/internal/http.h"
+#include "daemon/http/client.h"
 
 #include <openssl/ssl.h>
 
@@ -19,12 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
-namespace kiln::registry::internal {
+namespace kiln::http {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
@@ -97,12 +97,12 @@ class Call {
   absl::Status Fail(FailureKind kind, std::string_view what, const error_code& ec) {
     if (stopped_ == Stop::kContext) {
       kind_ = FailureKind::kStopped;
-      absl::Status st = ctx_.Check("registry request");
+      absl::Status st = ctx_.Check(options_.what.c_str());
       if (!st.ok()) return Annotate(st, absl::StrCat(AV(what), " ", endpoint_.authority));
     }
     kind_ = kind;
     std::string reason = stopped_ == Stop::kTimeout ? "timed out"
-                         : ec == boost::beast::http::error::partial_message
+                         : ec == bhttp::error::partial_message
                              ? "the connection closed before the whole body arrived"
                              : ec.message();
     return absl::UnavailableError(absl::StrCat(AV(what), " ", endpoint_.authority, ": ", reason));
@@ -135,7 +135,7 @@ absl::StatusOr<Response> Call::Run(const Request& request, const SinkFactory& si
     Socket().close(ignored);
     return r;
   };
-  if (absl::Status st = ctx_.Check("registry request"); !st.ok()) {
+  if (absl::Status st = ctx_.Check(options_.what.c_str()); !st.ok()) {
     if (kind) *kind = FailureKind::kStopped;
     return st;
   }
@@ -187,12 +187,12 @@ absl::StatusOr<Response> Call::Run(const Request& request, const SinkFactory& si
 template <typename Stream>
 absl::StatusOr<Response> Call::Exchange(Stream& stream, const Request& request,
                                         const SinkFactory& sink_factory) {
-  http::request<http::string_body> req;
+  bhttp::request<bhttp::string_body> req;
   req.method_string(request.method);
   req.target(request.target);
   req.version(11);
-  req.set(http::field::host, endpoint_.authority);
-  if (!options_.user_agent.empty()) req.set(http::field::user_agent, options_.user_agent);
+  req.set(bhttp::field::host, endpoint_.authority);
+  if (!options_.user_agent.empty()) req.set(bhttp::field::user_agent, options_.user_agent);
   for (const auto& [name, value] : request.headers) req.insert(name, value);
   req.body() = request.body;
   req.keep_alive(false);
@@ -200,16 +200,16 @@ absl::StatusOr<Response> Call::Exchange(Stream& stream, const Request& request,
       request.method == "PATCH") {
     req.prepare_payload();
   }
-  error_code ec = Wait([&](auto handler) { http::async_write(stream, req, std::move(handler)); },
+  error_code ec = Wait([&](auto handler) { bhttp::async_write(stream, req, std::move(handler)); },
                        options_.io_timeout);
   if (ec) return Fail(FailureKind::kIo, "send request to", ec);
 
   beast::flat_buffer buffer;
-  http::response_parser<http::buffer_body> parser;
+  bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (request.method == "HEAD") parser.skip(true);
   ec = Wait(
-      [&](auto handler) { http::async_read_header(stream, buffer, parser, std::move(handler)); },
+      [&](auto handler) { bhttp::async_read_header(stream, buffer, parser, std::move(handler)); },
       options_.io_timeout);
   if (ec) return Fail(FailureKind::kIo, "read response from", ec);
 
@@ -232,9 +232,9 @@ absl::StatusOr<Response> Call::Exchange(Stream& stream, const Request& request,
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    ec = Wait([&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); },
+    ec = Wait([&](auto handler) { bhttp::async_read(stream, buffer, parser, std::move(handler)); },
               options_.io_timeout);
-    if (ec == http::error::need_buffer) ec = {};
+    if (ec == bhttp::error::need_buffer) ec = {};
     size_t n = chunk.size() - parser.get().body().size;
     if (n > 0) {
       std::string_view data(chunk.data(), n);
@@ -365,4 +365,4 @@ absl::StatusOr<Response> RoundTrip(const Context& ctx, const Endpoint& endpoint,
   }
 }
 
-}  // namespace kiln::registry::internal
+}  // namespace kiln::http

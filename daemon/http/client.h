@@ -1,9 +1,9 @@
 #pragma once
-// A small synchronous HTTP/1.1 client over Boost.Beast, plain or TLS, used only by the registry
-// client. Each RoundTrip dials a fresh connection on its own io_context and drives asynchronous
-// Beast operations from the calling thread, so a kiln::Context can stop it at any point (the
-// socket is closed when the context is cancelled or its deadline passes) and every step has an
-// idle timeout. Thread-safe: calls share nothing.
+// A small synchronous HTTP/1.1 client over Boost.Beast, plain or TLS, for the registry client and
+// the http(s) source op. Each RoundTrip dials a fresh connection on its own io_context and drives
+// asynchronous Beast operations from the calling thread, so a kiln::Context can stop it at any
+// point (the socket is closed when the context is cancelled or its deadline passes) and every step
+// has an idle timeout. Thread-safe: calls share nothing.
 
 #include <chrono>
 #include <functional>
@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "base/context.h"
 
-namespace kiln::registry::internal {
+namespace kiln::http {
 
 // Where to connect.
 struct Endpoint {
@@ -68,6 +68,8 @@ using SinkFactory = std::function<absl::StatusOr<BodySink>(const Response& head)
 
 struct TransportOptions {
   std::string user_agent;
+  // Names the requests in cancellation errors ("registry request cancelled").
+  std::string what = "HTTP request";
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds io_timeout{60000};  // longest silence while reading or writing
   size_t max_buffered_body = 16 << 20;
@@ -93,4 +95,4 @@ enum class FailureKind {
                                                  const SinkFactory& sink = nullptr,
                                                  FailureKind* kind = nullptr);
 
-}  // namespace kiln::registry::internal
+}  // namespace kiln::http

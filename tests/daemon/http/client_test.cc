@@ -1,11 +1,11 @@
-#include "daemon/registry/internal/http.h"
+#include "daemon/http/client.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tests/testutil/status_matchers.h"
 
-namespace kiln::registry::internal {
+namespace kiln::http {
 namespace {
 
 using ::kiln::testing::IsOk;
@@ -46,4 +46,4 @@ TEST(UrlTest, QueryHelpers) {
 }
 
 }  // namespace
-}  // namespace kiln::registry::internal
+}  // namespace kiln::http
