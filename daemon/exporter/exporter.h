@@ -4,10 +4,9 @@
 // in the content store, optionally pushed to registries), and `oci` / `docker` (the image as an
 // OCI layout or `docker load` tarball streamed to the client).
 //
-// Image exporters turn each layer of the result's stack into a blob, re-using the blob
-// remembered for (layer record, compression) while it is still in the content store (pulled
-// layers remember their original blob, see daemon/ops/image_source.cc), then write the image
-// config and manifest into the content store.
+// Image exporters turn each layer of the result's stack into a blob (daemon/blobs: made once
+// per layer record and compression, pulled layers keep their original blob), then write the
+// image config and manifest into the content store.
 
 #include <functional>
 #include <map>
@@ -52,12 +51,6 @@ struct ExportDeps {
 [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> Export(
     const Context& ctx, const ExportDeps& deps, const cache::ImmutableRef* result,
     const ExportRequest& request);
-
-// Named value (cache metadata) under which the blob of layer record `record_id` in
-// `compression` ("gzip", "zstd", "uncompressed") is remembered, as JSON
-// {"digest","size","media_type","diff_id"[,"domain","path"]} (the repository it was pulled
-// from, for cross-repository mounts). daemon/ops/image_source.cc writes the same form.
-std::string LayerBlobValueName(const std::string& record_id, const std::string& compression);
 
 // Writes the tree at `root` as a tar stream (PAX format, sorted, uid/gid numeric), calling
 // `write` for each chunk. Used by the tar exporter and its tests.

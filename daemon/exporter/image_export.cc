@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
+#include "daemon/blobs/blobs.h"
 #include "daemon/image/archive.h"
 #include "daemon/image/layer.h"
 #include "daemon/image/spec.h"
@@ -26,10 +27,6 @@
 
 namespace kiln::exporter {
 
-std::string LayerBlobValueName(const std::string& record_id, const std::string& compression) {
-  return absl::StrCat("layer-blob\n", record_id, "\n", compression);
-}
-
 namespace internal {
 namespace {
 
@@ -37,18 +34,6 @@ using json = nlohmann::json;
 
 constexpr char kExporterIdHeader[] = "buildkit-attachable-exporter-id";
 constexpr char kDefaultPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-const char* CompressionName(image::Compression c) {
-  switch (c) {
-    case image::Compression::kGzip:
-      return "gzip";
-    case image::Compression::kZstd:
-      return "zstd";
-    case image::Compression::kUncompressed:
-      return "uncompressed";
-  }
-  return "gzip";
-}
 
 absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& value) {
   const std::string v = absl::AsciiStrToLower(value);
@@ -141,113 +126,7 @@ absl::StatusOr<ImageOptions> ParseOptions(const ExportRequest& request,
   return o;
 }
 
-struct Layer {
-  image::Descriptor desc;
-  std::string diff_id;
-  std::string domain, path;  // where the blob was pulled from, if it was
-};
-
-// A remembered blob of `record_id` in `compression` that is still in the store.
-std::optional<Layer> Remembered(cache::MetadataStore& meta, const content::Store& store,
-                                const std::string& record_id, const std::string& compression) {
-  auto value = meta.GetValue(LayerBlobValueName(record_id, compression));
-  if (!value.ok() || !*value) return std::nullopt;
-  try {
-    const json j = json::parse(**value);
-    Layer l;
-    l.desc.digest = j.at("digest").get<std::string>();
-    l.desc.size = j.at("size").get<int64_t>();
-    l.desc.media_type = j.at("media_type").get<std::string>();
-    l.diff_id = j.at("diff_id").get<std::string>();
-    l.domain = j.value("domain", "");
-    l.path = j.value("path", "");
-    if (!store.Has(l.desc.digest)) return std::nullopt;
-    return l;
-  } catch (const json::exception&) {
-    return std::nullopt;
-  }
-}
-
-absl::StatusOr<Layer> LayerBlob(const Context& ctx, const ExportDeps& deps, const ImageOptions& o,
-                                const std::string& record_id, const std::filesystem::path& dir) {
-  cache::MetadataStore& meta = deps.cache->store();
-  const std::string want = CompressionName(o.compression);
-  // Rewritten timestamps give other bytes: such blobs are remembered per epoch.
-  const std::string suffix =
-      o.rewrite_timestamp && o.epoch ? absl::StrCat("\nepoch=", *o.epoch) : std::string();
-  std::vector<std::string> candidates = {want + suffix};
-  if (!o.force_compression && suffix.empty()) {
-    for (auto c : {image::Compression::kGzip, image::Compression::kZstd,
-                   image::Compression::kUncompressed}) {
-      if (c == o.compression) continue;
-      if (c == image::Compression::kZstd && !o.oci) continue;  // no Docker type for zstd
-      candidates.push_back(CompressionName(c));
-    }
-  }
-  for (const std::string& c : candidates) {
-    if (auto l = Remembered(meta, *deps.content, record_id, c)) {
-      KILN_ASSIGN_OR_RETURN(image::Compression comp,
-                            image::ParseCompression(c.substr(0, c.find('\n'))));
-      l->desc.media_type = image::LayerMediaType(comp, o.oci);
-      return *l;
-    }
-  }
-  image::LayerOptions lo{
-      .compression = o.compression,
-      .level = o.level,
-      .oci_media_types = o.oci,
-      .rewrite_timestamp = o.rewrite_timestamp ? o.epoch : std::optional<int64_t>()};
-  KILN_ASSIGN_OR_RETURN(image::LayerBlob b, image::WriteLayer(ctx, dir, lo, *deps.content));
-  json j = {
-      {"digest", b.digest}, {"size", b.size}, {"media_type", b.media_type}, {"diff_id", b.diff_id}};
-  KILN_RETURN_IF_ERROR(meta.SetValue(LayerBlobValueName(record_id, want + suffix), j.dump()));
-  Layer l;
-  l.desc.media_type = b.media_type;
-  l.desc.digest = b.digest;
-  l.desc.size = b.size;
-  l.diff_id = b.diff_id;
-  return l;
-}
-
-// Every layer's blob, new ones compressed in parallel (one thread per core); the first error
-// cancels the rest.
-absl::StatusOr<std::vector<Layer>> LayerBlobs(const Context& ctx, const ExportDeps& deps,
-                                              const ImageOptions& o,
-                                              const std::vector<std::string>& ids,
-                                              const std::vector<std::filesystem::path>& dirs) {
-  if (ids.size() != dirs.size()) {
-    return absl::InternalError("export: layer records and directories differ in number");
-  }
-  std::vector<absl::StatusOr<Layer>> results(ids.size(), absl::CancelledError("not exported"));
-  const Context child = ctx.Child();
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < ids.size();) {
-      if (!child.Check("export").ok()) return;
-      results[i] = LayerBlob(child, deps, o, ids[i], dirs[i]);
-      if (!results[i].ok()) child.Cancel();
-    }
-  };
-  const size_t threads =
-      std::min<size_t>(ids.size(), std::max(1u, std::thread::hardware_concurrency()));
-  {
-    std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-  }
-  std::vector<Layer> layers;
-  absl::Status first_error;
-  for (auto& r : results) {
-    if (r.ok()) {
-      layers.push_back(std::move(*r));
-    } else if (first_error.ok() || absl::IsCancelled(first_error)) {
-      first_error = r.status();  // a real error beats the cancellations it caused
-    }
-  }
-  KILN_RETURN_IF_ERROR(ctx.Check("export"));
-  KILN_RETURN_IF_ERROR(first_error);
-  return layers;
-}
+using Layer = blobs::Layer;
 
 std::optional<image::History> HistoryFromJson(const json& h) {
   if (!h.is_object()) return std::nullopt;
@@ -261,9 +140,12 @@ std::optional<image::History> HistoryFromJson(const json& h) {
   return out;
 }
 
-// The history for `layers` layers: the base config's when its non-empty entries cover the
-// bottom layers, with one entry per remaining layer; created times clamped to the epoch.
-std::vector<image::History> MakeHistory(const json& base, size_t layers, const std::string& created,
+// The history for `layers`: the base config's when its non-empty entries cover the bottom
+// layers, with one entry per remaining layer. As BuildKit's exporter: an entry without a time
+// takes its layer's creation time (so an unchanged, cached build gives the same image), an
+// empty-layer entry the time of the entry before it (or the first new layer's); times are
+// clamped to the epoch.
+std::vector<image::History> MakeHistory(const json& base, const std::vector<Layer>& layers,
                                         const std::optional<std::string>& epoch) {
   std::vector<image::History> out;
   size_t non_empty = 0;
@@ -275,17 +157,39 @@ std::vector<image::History> MakeHistory(const json& base, size_t layers, const s
       out.push_back(std::move(*e));
     }
   }
-  if (non_empty > layers) {
+  if (non_empty > layers.size()) {
     out.clear();
     non_empty = 0;
   }
-  for (size_t i = non_empty; i < layers; ++i) {
+  auto layer_time = [&](size_t i) {
+    const int64_t ns = layers[i].created_at_ns;
+    return image::FormatTime(ns / 1000000000, static_cast<int32_t>(ns % 1000000000));
+  };
+  for (size_t i = non_empty; i < layers.size(); ++i) {
     out.push_back(
-        {.created = created, .created_by = "kiln", .comment = "buildkit.exporter.image.v0"});
+        {.created = layer_time(i), .created_by = "kiln", .comment = "buildkit.exporter.image.v0"});
+  }
+  size_t layer = 0;
+  for (auto& h : out) {
+    if ((!h.created || h.created->empty()) && !h.empty_layer && layer < layers.size()) {
+      h.created = layer_time(layer);
+    }
+    if (!h.empty_layer) ++layer;
+  }
+  // Entries still without a time: the first new layer's time before it, the previous after.
+  std::optional<std::string> fill;
+  for (const auto& h : out) {
+    if (h.created && !h.created->empty())
+      fill = h.created;
+    else if (fill)
+      break;
   }
   for (auto& h : out) {
-    // A frontend's new entries carry no time: they were made by this build.
-    if (!h.created || h.created->empty()) h.created = created;
+    if (h.created && !h.created->empty()) {
+      fill = h.created;
+    } else if (fill) {
+      h.created = fill;
+    }
   }
   if (epoch) {
     for (auto& h : out) {
@@ -309,8 +213,13 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
                                  const cache::ImmutableRef* result, const ImageOptions& o) {
   Built out;
   if (result != nullptr) {
-    KILN_ASSIGN_OR_RETURN(out.layers,
-                          LayerBlobs(ctx, deps, o, result->stack(), result->LayerPaths()));
+    KILN_ASSIGN_OR_RETURN(
+        out.layers, blobs::ForRef(ctx, *deps.cache, *deps.content, *result,
+                                  {.compression = o.compression,
+                                   .level = o.level,
+                                   .force_compression = o.force_compression,
+                                   .oci_media_types = o.oci,
+                                   .rewrite_epoch = o.rewrite_timestamp ? o.epoch : std::nullopt}));
   }
   json base = json::object();
   if (!o.config.empty()) {
@@ -324,15 +233,6 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
   }
   const std::optional<std::string> epoch =
       o.epoch ? std::optional<std::string>(image::FormatTime(*o.epoch)) : std::nullopt;
-  std::string created;
-  if (epoch) {
-    created = *epoch;
-  } else {
-    auto now = std::chrono::system_clock::now().time_since_epoch();
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
-    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs);
-    created = image::FormatTime(secs.count(), static_cast<int32_t>(nanos.count()));
-  }
   image::ConfigInput in;
   in.base = o.config;
   if (o.config.empty() || !base.contains("architecture") || !base.contains("os")) {
@@ -340,7 +240,20 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
   }
   if (o.config.empty()) in.config = json{{"Env", json::array({kDefaultPath})}};
   for (const Layer& l : out.layers) in.diff_ids.push_back(l.diff_id);
-  in.history = MakeHistory(base, out.layers.size(), created, epoch);
+  in.history = MakeHistory(base, out.layers, epoch);
+  // The image's time is its last history entry's (BuildKit's); with no history, now.
+  std::string created;
+  for (const image::History& h : *in.history) {
+    if (h.created && !h.created->empty()) created = *h.created;
+  }
+  if (epoch) {
+    created = *epoch;
+  } else if (created.empty()) {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now);
+    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs);
+    created = image::FormatTime(secs.count(), static_cast<int32_t>(nanos.count()));
+  }
   in.created = created;
   KILN_ASSIGN_OR_RETURN(std::string config, image::MakeImageConfig(in));
   out.config = image::DescriptorOf(image::ConfigMediaType(o.oci), config);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "base/digest.h"
 #include "base/status.h"
+#include "daemon/blobs/blobs.h"
 #include "daemon/image/layer.h"
 #include "daemon/registry/reference.h"
 #include "daemon/util/logging.h"
@@ -183,7 +184,6 @@ absl::StatusOr<std::vector<solver::ResultPtr>> ImageSourceOp::Exec(
     }
     KILN_ASSIGN_OR_RETURN(std::filesystem::path blob, worker_.content->BlobPath(layer.digest));
     const std::string& want_diff = diff_ids[i];
-    image::UnpackResult unpacked_blob;
     KILN_ASSIGN_OR_RETURN(
         cache::ImmutableRef unpacked,
         cache.ImportLayer(
@@ -197,22 +197,18 @@ absl::StatusOr<std::vector<solver::ResultPtr>> ImageSourceOp::Exec(
                     absl::StrCat("layer ", layer.digest, " of ", ref.FamiliarString(),
                                  " unpacks to ", u.diff_id, ", its config says ", want_diff));
               }
-              unpacked_blob = u;
               return absl::OkStatus();
             },
             cache::kTypeRegular, absl::StrCat("pulled layer ", layer.digest, " of ", ref.Name())));
     KILN_RETURN_IF_ERROR(cache.SaveCacheKey(key, {&unpacked}));
     // The image exporters re-use the original blob for this layer (and may ask the registry to
-    // mount it from here): the same named value as exporter::LayerBlobValueName writes.
-    const char* compression = unpacked_blob.compression == image::Compression::kGzip ? "gzip"
-                              : unpacked_blob.compression == image::Compression::kZstd
-                                  ? "zstd"
-                                  : "uncompressed";
-    const json blob_info = {{"digest", layer.digest},         {"size", layer.size},
-                            {"media_type", layer.media_type}, {"diff_id", want_diff},
-                            {"domain", ref.domain},           {"path", ref.path}};
-    KILN_RETURN_IF_ERROR(cache.store().SetValue(
-        absl::StrCat("layer-blob\n", unpacked.id(), "\n", compression), blob_info.dump()));
+    // mount it from here).
+    KILN_RETURN_IF_ERROR(blobs::Remember(
+        cache.store(), unpacked.id(),
+        {.desc = {.media_type = layer.media_type, .digest = layer.digest, .size = layer.size},
+         .diff_id = want_diff,
+         .domain = ref.domain,
+         .path = ref.path}));
     top = std::move(unpacked);
   }
   return std::vector<solver::ResultPtr>{std::make_shared<RefResult>(std::move(top))};
