@@ -480,7 +480,8 @@ absl::StatusOr<ImmutableRef> Manager::Diff(const ImmutableRef* lower, const Immu
 absl::StatusOr<ImmutableRef> Manager::ImportLayer(const ImmutableRef* parent,
                                                   const LayerFillFn& fill,
                                                   const std::string& record_type,
-                                                  const std::string& description) {
+                                                  const std::string& description,
+                                                  int64_t created_at_ns) {
   std::string id = NewId();
   fs::path dir = SnapshotDir(id);
   KILN_RETURN_IF_ERROR(util::EnsureDir(dir / "fs", 0755));
@@ -500,7 +501,7 @@ absl::StatusOr<ImmutableRef> Manager::ImportLayer(const ImmutableRef* parent,
                             .record_type = record_type,
                             .description = description,
                             .size = size,
-                            .created_at_ns = now,
+                            .created_at_ns = created_at_ns > 0 ? created_at_ns : now,
                             .last_used_at_ns = now,
                             .usage_count = 1,
                             .parents = parents});

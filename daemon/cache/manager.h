@@ -143,10 +143,13 @@ class Manager {
   // overlay mount. The layer reaches the disk before the record is committed; on failure
   // nothing is left.
   using LayerFillFn = std::function<absl::Status(const std::filesystem::path& layer_dir)>;
+  // `created_at_ns` (when nonzero) is the record's creation time, e.g. a layer imported from a
+  // remote cache keeps the time it was first made.
   [[nodiscard]] absl::StatusOr<ImmutableRef> ImportLayer(const ImmutableRef* parent,
                                                          const LayerFillFn& fill,
                                                          const std::string& record_type,
-                                                         const std::string& description);
+                                                         const std::string& description,
+                                                         int64_t created_at_ns = 0);
 
   // Cache keys: `key` → one record per output.
   [[nodiscard]] absl::Status SaveCacheKey(const std::string& key,

@@ -130,6 +130,52 @@ absl::StatusOr<ResolvedImage> ResolveImage(const Context& ctx, const Worker& wor
   return FromStore(store, ref.String(), r.root.digest, r.manifest.digest);
 }
 
+absl::StatusOr<std::optional<cache::ImmutableRef>> ImportLayerChain(
+    const Context& ctx, cache::Manager& cache, content::Store& content,
+    const std::vector<ChainLayer>& layers, const FetchBlobFn& fetch,
+    const std::string& description) {
+  std::optional<cache::ImmutableRef> top;
+  std::string chain;
+  for (const ChainLayer& layer : layers) {
+    chain = ChainId(chain, layer.diff_id);
+    const std::string key = absl::StrCat("image-layer\n", chain);
+    KILN_ASSIGN_OR_RETURN(std::vector<cache::ImmutableRef> known, cache.LoadCacheKey(key));
+    if (!known.empty()) {  // the chain id covers every layer below: any such record will do
+      top = std::move(known[0]);
+      continue;
+    }
+    KILN_RETURN_IF_ERROR(ctx.Check("pull"));
+    if (!content.Has(layer.desc.digest)) KILN_RETURN_IF_ERROR(fetch(ctx, layer.desc));
+    KILN_ASSIGN_OR_RETURN(std::filesystem::path blob, content.BlobPath(layer.desc.digest));
+    KILN_ASSIGN_OR_RETURN(
+        cache::ImmutableRef unpacked,
+        cache.ImportLayer(
+            top ? &*top : nullptr,
+            [&](const std::filesystem::path& dir) -> absl::Status {
+              KILN_ASSIGN_OR_RETURN(image::UnpackResult u,
+                                    image::UnpackLayer(ctx, blob, layer.desc.media_type, dir,
+                                                       {.expected_digest = layer.desc.digest}));
+              if (u.diff_id != layer.diff_id) {
+                return absl::DataLossError(absl::StrCat("layer ", layer.desc.digest, " unpacks to ",
+                                                        u.diff_id, ", its config says ",
+                                                        layer.diff_id));
+              }
+              return absl::OkStatus();
+            },
+            cache::kTypeRegular, absl::StrCat(description, " ", layer.desc.digest),
+            layer.created_at_ns));
+    KILN_RETURN_IF_ERROR(cache.SaveCacheKey(key, {&unpacked}));
+    // Exports re-use the original blob for this layer (and may ask the registry to mount it).
+    KILN_RETURN_IF_ERROR(blobs::Remember(cache.store(), unpacked.id(),
+                                         {.desc = layer.desc,
+                                          .diff_id = layer.diff_id,
+                                          .domain = layer.domain,
+                                          .path = layer.path}));
+    top = std::move(unpacked);
+  }
+  return top;
+}
+
 absl::StatusOr<solver::CacheMap> ImageSourceOp::GetCacheMap(const Context& ctx) {
   KILN_ASSIGN_OR_RETURN(ResolvedImage r, ResolveImage(ctx, worker_, attrs_));
   resolved_ = std::move(r);
@@ -162,55 +208,27 @@ absl::StatusOr<std::vector<solver::ResultPtr>> ImageSourceOp::Exec(
   size_t n = m.layers.size();
   if (attrs_.layer_limit) n = std::min(n, static_cast<size_t>(*attrs_.layer_limit));
 
-  cache::Manager& cache = *worker_.cache;
-  std::optional<cache::ImmutableRef> top;
-  std::string chain;
+  std::vector<ChainLayer> chain;
   for (size_t i = 0; i < n; ++i) {
     const registry::Descriptor& layer = m.layers[i];
-    chain = ChainId(chain, diff_ids[i]);
-    const std::string key = absl::StrCat("image-layer\n", chain);
-    KILN_ASSIGN_OR_RETURN(std::vector<cache::ImmutableRef> known, cache.LoadCacheKey(key));
-    if (!known.empty()) {  // the chain id covers every layer below: any such record will do
-      top = std::move(known[0]);
-      continue;
-    }
-    KILN_RETURN_IF_ERROR(ctx.Check("pull"));
-    if (!worker_.content->Has(layer.digest)) {
-      if (!worker_.registry) return absl::FailedPreconditionError("no registry client for images");
-      ReportStatus(absl::StrCat("pulling ", layer.digest), 0, layer.size, false);
-      KILN_RETURN_IF_ERROR(worker_.registry->FetchBlob(ctx, registry::WithDigest(ref, layer.digest),
-                                                       layer, *worker_.content));
-      ReportStatus(absl::StrCat("pulling ", layer.digest), layer.size, layer.size, true);
-    }
-    KILN_ASSIGN_OR_RETURN(std::filesystem::path blob, worker_.content->BlobPath(layer.digest));
-    const std::string& want_diff = diff_ids[i];
-    KILN_ASSIGN_OR_RETURN(
-        cache::ImmutableRef unpacked,
-        cache.ImportLayer(
-            top ? &*top : nullptr,
-            [&](const std::filesystem::path& dir) -> absl::Status {
-              KILN_ASSIGN_OR_RETURN(image::UnpackResult u,
-                                    image::UnpackLayer(ctx, blob, layer.media_type, dir,
-                                                       {.expected_digest = layer.digest}));
-              if (u.diff_id != want_diff) {
-                return absl::DataLossError(
-                    absl::StrCat("layer ", layer.digest, " of ", ref.FamiliarString(),
-                                 " unpacks to ", u.diff_id, ", its config says ", want_diff));
-              }
-              return absl::OkStatus();
-            },
-            cache::kTypeRegular, absl::StrCat("pulled layer ", layer.digest, " of ", ref.Name())));
-    KILN_RETURN_IF_ERROR(cache.SaveCacheKey(key, {&unpacked}));
-    // The image exporters re-use the original blob for this layer (and may ask the registry to
-    // mount it from here).
-    KILN_RETURN_IF_ERROR(blobs::Remember(
-        cache.store(), unpacked.id(),
+    chain.push_back(
         {.desc = {.media_type = layer.media_type, .digest = layer.digest, .size = layer.size},
-         .diff_id = want_diff,
+         .diff_id = diff_ids[i],
          .domain = ref.domain,
-         .path = ref.path}));
-    top = std::move(unpacked);
+         .path = ref.path});
   }
+  auto fetch = [&](const Context& c, const image::Descriptor& d) -> absl::Status {
+    if (!worker_.registry) return absl::FailedPreconditionError("no registry client for images");
+    const registry::Descriptor rd{.media_type = d.media_type, .digest = d.digest, .size = d.size};
+    ReportStatus(absl::StrCat("pulling ", d.digest), 0, d.size, false);
+    KILN_RETURN_IF_ERROR(
+        worker_.registry->FetchBlob(c, registry::WithDigest(ref, d.digest), rd, *worker_.content));
+    ReportStatus(absl::StrCat("pulling ", d.digest), d.size, d.size, true);
+    return absl::OkStatus();
+  };
+  KILN_ASSIGN_OR_RETURN(std::optional<cache::ImmutableRef> top,
+                        ImportLayerChain(ctx, *worker_.cache, *worker_.content, chain, fetch,
+                                         absl::StrCat("pulled layer of ", ref.Name())));
   return std::vector<solver::ResultPtr>{std::make_shared<RefResult>(std::move(top))};
 }
 

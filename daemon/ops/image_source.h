@@ -7,11 +7,14 @@
 // share snapshots. The cache key is the image manifest's digest: a re-solve of an unchanged
 // tag needs one manifest request and no downloads.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/content/store.h"
+#include "daemon/image/spec.h"
 #include "daemon/ops/worker.h"
 #include "daemon/registry/registry.h"
 #include "daemon/solver/types.h"
@@ -43,6 +46,25 @@ struct ResolvedImage {
 // Resolves `attrs` and fetches its manifest and config (not the layers).
 [[nodiscard]] absl::StatusOr<ResolvedImage> ResolveImage(const Context& ctx, const Worker& worker,
                                                          const ImageSourceAttrs& attrs);
+
+// One layer of a chain to import: its blob and what the blob must unpack to.
+struct ChainLayer {
+  image::Descriptor desc;
+  std::string diff_id;
+  int64_t created_at_ns = 0;  // the record's creation time; 0 = now
+  // The repository the blob comes from (remembered for cross-repository mounts on push).
+  std::string domain, path;
+};
+
+// Unpacks `layers` (bottom first) into cache records, one per layer, each keyed by its OCI
+// chain id so that images and caches sharing base layers share snapshots: layers already here
+// are reused, missing blobs are fetched into the content store by `fetch` first. Each record
+// remembers its original blob (daemon/blobs). Returns the top record (nullopt for no layers).
+using FetchBlobFn = std::function<absl::Status(const Context& ctx, const image::Descriptor& desc)>;
+[[nodiscard]] absl::StatusOr<std::optional<cache::ImmutableRef>> ImportLayerChain(
+    const Context& ctx, cache::Manager& cache, content::Store& content,
+    const std::vector<ChainLayer>& layers, const FetchBlobFn& fetch,
+    const std::string& description);
 
 class ImageSourceOp final : public solver::Op {
  public:

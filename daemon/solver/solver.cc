@@ -28,8 +28,11 @@ class NullProgress final : public ProgressSink {
 // scheduled has run (callbacks hold a shared_ptr to it).
 class Solver::Job : public std::enable_shared_from_this<Job> {
  public:
-  Job(Solver& solver, Context ctx, ProgressSink* progress)
-      : solver_(solver), ctx_(std::move(ctx)), progress_(progress ? progress : &null_) {}
+  Job(Solver& solver, Context ctx, ProgressSink* progress, SolveOptions options)
+      : solver_(solver),
+        ctx_(std::move(ctx)),
+        progress_(progress ? progress : &null_),
+        options_(options) {}
 
   Future<std::string> KeyOf(const std::shared_ptr<Vertex>& v) {
     Future<std::string> key;
@@ -88,6 +91,10 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
 
   void Post(std::function<void()> fn) { solver_.options_.post(std::move(fn)); }
 
+  void Record(const std::string& key, const std::vector<ResultPtr>& results) {
+    if (options_.recorder != nullptr) options_.recorder->RecordResults(key, results);
+  }
+
   void ComputeKey(const std::shared_ptr<Vertex>& v, const std::vector<std::string>& input_keys,
                   const Future<std::string>& key) {
     if (absl::Status st = ctx_.Check("solve"); !st.ok()) return key.Resolve(st);
@@ -112,8 +119,7 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
                             content_inputs](const absl::StatusOr<std::vector<ResultPtr>>& results) {
       if (!results.ok()) return key.Resolve(results.status());
       self->Post([self, v, key, input_keys, cm, content_inputs, results = *results] {
-        std::string text = absl::StrCat("kiln.cachekey.v1\nop ", cm.digest, "\n");
-        std::map<size_t, std::string> content;
+        std::vector<KeyInput> inputs(v->inputs.size());
         for (size_t j = 0; j < content_inputs.size(); ++j) {
           size_t i = content_inputs[j];
           auto d = cm.deps[i].content_digest(self->ctx_, results[j]);
@@ -122,18 +128,18 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
             self->progress_->Completed(*v, false, st);
             return key.Resolve(st);
           }
-          content[i] = *d;
+          inputs[i].content = *d;
         }
-        // An input read by content contributes only its content: a changed context whose
-        // selected files are unchanged keeps the dependent vertex cached.
         for (size_t i = 0; i < v->inputs.size(); ++i) {
-          if (auto it = content.find(i); it != content.end()) {
-            absl::StrAppend(&text, "input content ", it->second, "\n");
-          } else {
-            absl::StrAppend(&text, "input ", input_keys[i], " ", v->inputs[i].index, "\n");
-          }
+          inputs[i].key = input_keys[i];
+          inputs[i].index = v->inputs[i].index;
         }
-        key.Resolve(Sha256Digest(text));
+        std::string k = ComposeCacheKey(cm.digest, inputs);
+        if (self->options_.recorder != nullptr) {
+          self->options_.recorder->RecordKey(
+              {.key = k, .op_digest = cm.digest, .inputs = inputs, .name = v->name});
+        }
+        key.Resolve(std::move(k));
       });
     });
   }
@@ -160,8 +166,12 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
     if (absl::Status st = ctx_.Check("solve"); !st.ok()) return outputs.Resolve(st);
     if (!v->ignore_cache) {
       auto cached = solver_.options_.cache->Load(ctx_, key);
+      if (cached.ok() && cached->empty() && options_.fallback != nullptr) {
+        cached = options_.fallback->Load(ctx_, key);
+      }
       if (!cached.ok()) return outputs.Resolve(AtVertex(cached.status(), *v));
       if (!cached->empty()) {
+        Record(key, *cached);
         progress_->Completed(*v, true, absl::OkStatus());
         return outputs.Resolve(*std::move(cached));
       }
@@ -197,7 +207,8 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
           },
           &started);
       self->progress_->Started(*v);
-      run.Then([self, v, outputs](const absl::StatusOr<std::vector<ResultPtr>>& r) {
+      run.Then([self, v, key, outputs](const absl::StatusOr<std::vector<ResultPtr>>& r) {
+        if (r.ok()) self->Record(key, *r);
         self->progress_->Completed(*v, false, r.status());
         outputs.Resolve(r);
       });
@@ -207,23 +218,66 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
   Solver& solver_;
   const Context ctx_;
   ProgressSink* const progress_;
+  const SolveOptions options_;
   NullProgress null_;
   std::mutex mu_;
   std::map<const Vertex*, State> states_;  // guarded by mu_
 };
 
 absl::StatusOr<ResultPtr> Solver::Solve(const Context& ctx, const Edge& target,
-                                        ProgressSink* progress) {
+                                        ProgressSink* progress, const SolveOptions& options) {
   if (!target.vertex) return absl::InvalidArgumentError("nothing to solve: empty target");
-  auto job = std::make_shared<Job>(*this, ctx, progress);
+  auto job = std::make_shared<Job>(*this, ctx, progress, options);
   absl::StatusOr<ResultPtr> r = job->ResultOf(target).Wait();
   if (r.ok()) job->ReportSkipped();
   return r;
 }
 
 absl::StatusOr<std::string> Solver::CacheKey(const Context& ctx, const Edge& target) {
-  auto job = std::make_shared<Job>(*this, ctx, nullptr);
+  auto job = std::make_shared<Job>(*this, ctx, nullptr, SolveOptions{});
   return job->KeyOf(target.vertex).Wait();
+}
+
+std::string ComposeCacheKey(const std::string& op_digest, const std::vector<KeyInput>& inputs) {
+  std::string text = absl::StrCat("kiln.cachekey.v1\nop ", op_digest, "\n");
+  // An input read by content contributes only its content: a changed context whose selected
+  // files are unchanged keeps the dependent vertex cached.
+  for (const KeyInput& in : inputs) {
+    if (!in.content.empty()) {
+      absl::StrAppend(&text, "input content ", in.content, "\n");
+    } else {
+      absl::StrAppend(&text, "input ", in.key, " ", in.index, "\n");
+    }
+  }
+  return Sha256Digest(text);
+}
+
+void KeyRecorder::RecordKey(Record record) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = records_.try_emplace(record.key, std::move(record));
+  (void)it;
+  (void)inserted;  // the same key from another vertex or solve: the same parts
+}
+
+void KeyRecorder::RecordResults(const std::string& key, const std::vector<ResultPtr>& results) {
+  std::lock_guard lock(mu_);
+  auto it = records_.find(key);
+  if (it != records_.end()) it->second.results = results;
+}
+
+std::map<std::string, KeyRecorder::Record> KeyRecorder::Records() const {
+  std::lock_guard lock(mu_);
+  return records_;
+}
+
+std::optional<std::pair<std::string, int>> KeyRecorder::KeyOfResult(const ResultPtr& result) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [key, r] : records_) {
+    for (size_t i = 0; i < r.results.size(); ++i) {
+      if (r.results[i] == result) return std::make_pair(key, static_cast<int>(i));
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace kiln::solver

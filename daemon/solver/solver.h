@@ -31,10 +31,23 @@ class Solver {
   };
   explicit Solver(Options options) : options_(std::move(options)) {}
 
+  // Per-solve additions. Not owned; may be null.
+  struct SolveOptions {
+    KeyRecorder* recorder = nullptr;  // learns every key and result of the solve
+    // Asked when the daemon's cache has no result for a key (e.g. an imported remote cache);
+    // what it returns is used as a cache hit.
+    CacheStore* fallback = nullptr;
+  };
+
   // Solves `target` and returns its result. Blocks the calling thread, which must not be a
   // pool thread. `progress` may be null.
   [[nodiscard]] absl::StatusOr<ResultPtr> Solve(const Context& ctx, const Edge& target,
-                                                ProgressSink* progress);
+                                                ProgressSink* progress,
+                                                const SolveOptions& options);
+  [[nodiscard]] absl::StatusOr<ResultPtr> Solve(const Context& ctx, const Edge& target,
+                                                ProgressSink* progress) {
+    return Solve(ctx, target, progress, SolveOptions{});
+  }
 
   // The cache key of `target` (computing its ancestors' keys, never running non-source ops).
   [[nodiscard]] absl::StatusOr<std::string> CacheKey(const Context& ctx, const Edge& target);

@@ -5,9 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -94,6 +98,40 @@ class CacheStore {
                                                                     const std::string& key) = 0;
   [[nodiscard]] virtual absl::Status Save(const std::string& key,
                                           const std::vector<ResultPtr>& results) = 0;
+};
+
+// One input of a cache key: another vertex's key and output, or a checksum of its content.
+struct KeyInput {
+  std::string key;      // the input vertex's cache key
+  int index = 0;        // which output of it
+  std::string content;  // non-empty: the input contributes this content checksum instead
+};
+
+// The cache key of a vertex from its op's cache map digest and its inputs, in input order.
+// The solver keys every vertex this way; cache import recomputes keys with it.
+std::string ComposeCacheKey(const std::string& op_digest, const std::vector<KeyInput>& inputs);
+
+// What a solve learned about each vertex it keyed: the parts of its key and, once loaded or
+// computed, its results. Cache export reads it. Thread-safe.
+class KeyRecorder {
+ public:
+  struct Record {
+    std::string key;
+    std::string op_digest;
+    std::vector<KeyInput> inputs;
+    std::vector<ResultPtr> results;  // empty until the vertex's outputs were needed
+    std::string name;                // the vertex's name, for messages
+  };
+  void RecordKey(Record record);
+  void RecordResults(const std::string& key, const std::vector<ResultPtr>& results);
+  // Every record, by key.
+  std::map<std::string, Record> Records() const;
+  // The key of the vertex output that produced `result` (pointer identity), if recorded.
+  std::optional<std::pair<std::string, int>> KeyOfResult(const ResultPtr& result) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Record> records_;  // guarded by mu_
 };
 
 // Progress of vertices as BuildKit's Status stream reports them. Thread-safe.

@@ -197,6 +197,46 @@ TEST_F(SolverTest, ContentDepsKeepDependentsCachedWhenContentIsUnchanged) {
   EXPECT_EQ(c_.Get("copy"), 2);
 }
 
+TEST_F(SolverTest, RecorderLearnsKeysInputsAndResults) {
+  KeyRecorder rec;
+  auto d = Diamond();
+  auto r = solver_.Solve(Context(), Edge{d}, nullptr, {.recorder = &rec});
+  ASSERT_THAT(r, IsOk());
+  auto records = rec.Records();
+  ASSERT_EQ(records.size(), 4u);
+  auto final_key = rec.KeyOfResult(*r);
+  ASSERT_TRUE(final_key.has_value());
+  const KeyRecorder::Record& top = records.at(final_key->first);
+  EXPECT_EQ(top.op_digest, "d:100");
+  ASSERT_EQ(top.inputs.size(), 1u);
+  const KeyRecorder::Record& c = records.at(top.inputs[0].key);
+  EXPECT_EQ(c.op_digest, "c:10");
+  ASSERT_EQ(c.results.size(), 1u);
+  EXPECT_EQ(ValueOf(c.results[0]), 13);
+  // Keys recompose from their parts: what cache import relies on.
+  for (const auto& [key, record] : records) {
+    EXPECT_EQ(ComposeCacheKey(record.op_digest, record.inputs), key);
+  }
+}
+
+TEST_F(SolverTest, FallbackCacheServesMissesAsHits) {
+  // Solve once into a separate cache, then use it as the fallback of an empty one.
+  MemoryCache other;
+  Solver first(
+      {.post = [this](std::function<void()> fn) { boost::asio::post(pool_, std::move(fn)); },
+       .cache = &other});
+  ASSERT_THAT(first.Solve(Context(), Edge{Diamond()}, nullptr), IsOk());
+  EXPECT_EQ(c_.Get("d"), 1);
+  RecordingProgress p;
+  auto r = solver_.Solve(Context(), Edge{Diamond()}, &p, {.fallback = &other});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(ValueOf(*r), 113);
+  EXPECT_EQ(c_.Get("d"), 1);  // nothing ran again
+  EXPECT_THAT(p.cached_, ::testing::Contains("d"));
+  // Only what the target needed was asked for: the final vertex.
+  EXPECT_EQ(c_.Get("a"), 1);
+}
+
 TEST_F(SolverTest, ConcurrentIdenticalSolvesRunEachVertexOnce) {
   constexpr int kSolves = 20;
   std::vector<std::thread> threads;
