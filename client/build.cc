@@ -174,6 +174,44 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
     exporters.push_back(std::move(e));
     targets.push_back(std::move(t));
   }
+  // --export-cache / --import-cache: CSV key=value pairs; a bare reference is a registry.
+  auto cache_entries = [&](const std::vector<std::string>& specs, const char* flag,
+                           std::vector<v1::CacheOptionsEntry>& out) -> bool {
+    for (const std::string& spec : specs) {
+      std::vector<std::string> fields;
+      if (!SplitCsv(spec, fields)) {
+        Fail(absl::StrCat(flag, " ", spec, ": unbalanced quotes"));
+        return false;
+      }
+      v1::CacheOptionsEntry e;
+      if (fields.size() == 1 && fields[0].find('=') == std::string::npos) {
+        e.set_type("registry");
+        (*e.mutable_attrs())["ref"] = fields[0];
+      } else {
+        for (const std::string& kv : fields) {
+          std::vector<std::string> parts = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+          if (parts.size() != 2) {
+            Fail(absl::StrCat(flag, " ", spec, ": want key=value pairs"));
+            return false;
+          }
+          if (parts[0] == "type") {
+            e.set_type(parts[1]);
+          } else {
+            (*e.mutable_attrs())[parts[0]] = parts[1];
+          }
+        }
+      }
+      if (e.type().empty()) {
+        Fail(absl::StrCat(flag, " ", spec, ": type= is required (registry or inline)"));
+        return false;
+      }
+      out.push_back(std::move(e));
+    }
+    return true;
+  };
+  std::vector<v1::CacheOptionsEntry> cache_exports, cache_imports;
+  if (!cache_entries(flags.cache_exports, "--export-cache", cache_exports)) return 1;
+  if (!cache_entries(flags.cache_imports, "--import-cache", cache_imports)) return 1;
   auto secret_specs = ParseSecretSpecs(flags.secrets);
   if (!secret_specs.ok()) return Fail(std::string(secret_specs.status().message()));
   auto ssh_specs = ParseSshSpecs(flags.ssh);
@@ -239,6 +277,8 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   }
   for (const auto& [k, v] : frontend_attrs) (*req.mutable_frontendattrs())[k] = v;
   for (auto& e : exporters) *req.add_exporters() = e;
+  for (auto& e : cache_exports) *req.mutable_cache()->add_exports() = e;
+  for (auto& e : cache_imports) *req.mutable_cache()->add_imports() = e;
   if (flags.no_cache) (*req.mutable_frontendattrs())["no-cache"] = "";
   // As buildx does: the environment's SOURCE_DATE_EPOCH becomes the build argument.
   if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH"); epoch != nullptr && *epoch != '\0') {

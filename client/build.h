@@ -32,6 +32,11 @@ struct BuildFlags {
   std::vector<std::string> build_args;  // --build-arg K=V (K alone: from the environment)
   std::string target;
   std::string platform;
+  // Build cache, as buildctl's --export-cache/--import-cache and buildx's --cache-to/
+  // --cache-from: type=registry,ref=R[,mode=max] | type=inline; a bare REF means
+  // type=registry,ref=REF.
+  std::vector<std::string> cache_exports;
+  std::vector<std::string> cache_imports;
 };
 
 // Runs the build (reading the Definition from `in` unless a frontend is used); returns the

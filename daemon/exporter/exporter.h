@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/context.h"
+#include "daemon/blobs/blobs.h"
 #include "daemon/cache/manager.h"
 #include "daemon/content/store.h"
 #include "daemon/registry/registry.h"
@@ -43,6 +44,13 @@ struct ExportDeps {
       insecure_registry;
   // The request's frontend attributes (build-arg:SOURCE_DATE_EPOCH).
   std::map<std::string, std::string> frontend_attrs;
+  // Inline cache (daemon/remotecache), when the build exports it: the value of the image
+  // config's "moby.buildkit.cache.v0" for an image of these layer blobs (bottom first), made
+  // with these blob options.
+  std::function<absl::StatusOr<std::string>(const Context& ctx,
+                                            const std::vector<std::string>& layer_digests,
+                                            const blobs::Options& options)>
+      inline_cache;
 };
 
 // Exports `result` (null = the empty tree). Returns the exporter's response entries (for image

@@ -212,14 +212,14 @@ struct Built {
 absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
                                  const cache::ImmutableRef* result, const ImageOptions& o) {
   Built out;
+  const blobs::Options blob_options{.compression = o.compression,
+                                    .level = o.level,
+                                    .force_compression = o.force_compression,
+                                    .oci_media_types = o.oci,
+                                    .rewrite_epoch = o.rewrite_timestamp ? o.epoch : std::nullopt};
   if (result != nullptr) {
-    KILN_ASSIGN_OR_RETURN(
-        out.layers, blobs::ForRef(ctx, *deps.cache, *deps.content, *result,
-                                  {.compression = o.compression,
-                                   .level = o.level,
-                                   .force_compression = o.force_compression,
-                                   .oci_media_types = o.oci,
-                                   .rewrite_epoch = o.rewrite_timestamp ? o.epoch : std::nullopt}));
+    KILN_ASSIGN_OR_RETURN(out.layers,
+                          blobs::ForRef(ctx, *deps.cache, *deps.content, *result, blob_options));
   }
   json base = json::object();
   if (!o.config.empty()) {
@@ -255,6 +255,11 @@ absl::StatusOr<Built> BuildImage(const Context& ctx, const ExportDeps& deps,
     created = image::FormatTime(secs.count(), static_cast<int32_t>(nanos.count()));
   }
   in.created = created;
+  if (deps.inline_cache) {
+    std::vector<std::string> digests;
+    for (const Layer& l : out.layers) digests.push_back(l.desc.digest);
+    KILN_ASSIGN_OR_RETURN(in.inline_cache, deps.inline_cache(ctx, digests, blob_options));
+  }
   KILN_ASSIGN_OR_RETURN(std::string config, image::MakeImageConfig(in));
   out.config = image::DescriptorOf(image::ConfigMediaType(o.oci), config);
   KILN_RETURN_IF_ERROR(deps.content->Put(config, out.config.digest).status());

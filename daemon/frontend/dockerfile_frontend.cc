@@ -56,7 +56,7 @@ absl::StatusOr<solver::ResultPtr> SolveState(const Context& ctx, const FrontendD
   KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(def));
   KILN_ASSIGN_OR_RETURN(solver::Edge edge,
                         ops::BuildVertices(graph, *deps.worker, {.no_cache = no_cache}));
-  return deps.solver->Solve(ctx, edge, deps.progress);
+  return deps.solver->Solve(ctx, edge, deps.progress, deps.worker->solve);
 }
 
 const cache::ImmutableRef* RefOf(const solver::ResultPtr& r) {

@@ -279,6 +279,7 @@ absl::StatusOr<std::string> MakeImageConfig(const ConfigInput& input) {
     for (const History& e : history) h.push_back(HistoryJson(e));
     out["history"] = std::move(h);
   }
+  if (input.inline_cache) out["moby.buildkit.cache.v0"] = *input.inline_cache;
   return internal::GoJson(out);
 }
 

@@ -63,6 +63,8 @@ struct ConfigInput {
   std::optional<std::vector<History>> history;
   // Replaces "created"; without it the base's, else the last history entry's, else none.
   std::optional<std::string> created;
+  // BuildKit's inline cache: the value of "moby.buildkit.cache.v0" (base64 of its records).
+  std::optional<std::string> inline_cache;
 };
 
 // The image config JSON (media type application/vnd.oci.image.config.v1+json, the same bytes

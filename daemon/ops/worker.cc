@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/digest.h"
 #include "base/status.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::ops {
 namespace fs = std::filesystem;
@@ -35,6 +36,25 @@ absl::Status CacheStore::Save(const std::string& key,
     refs.push_back(AsRef(r).ref());
   }
   return cache_.SaveCacheKey(key, refs);
+}
+
+absl::StatusOr<std::optional<solver::CacheStore::Alias>> CacheStore::LoadAlias(
+    const Context&, const std::string& fast) {
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                        cache_.store().GetValue(absl::StrCat("key-alias\n", fast)));
+  if (!value) return std::nullopt;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(*value);
+    return Alias{.key = j.at("key").get<std::string>(),
+                 .contents = j.at("contents").get<std::vector<std::string>>()};
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;  // unreadable: as if unknown
+  }
+}
+
+absl::Status CacheStore::SaveAlias(const std::string& fast, const Alias& alias) {
+  const nlohmann::json j = {{"key", alias.key}, {"contents", alias.contents}};
+  return cache_.store().SetValue(absl::StrCat("key-alias\n", fast), j.dump());
 }
 
 absl::StatusOr<std::string> ContentChecksum(const Context& ctx, cache::Manager& cache,

@@ -14,6 +14,7 @@
 #include "daemon/ops/cache_mounts.h"
 #include "daemon/registry/registry.h"
 #include "daemon/session/manager.h"
+#include "daemon/solver/solver.h"
 #include "daemon/solver/types.h"
 #include "fsutil/index.h"
 
@@ -53,6 +54,9 @@ struct Worker {
   // Entitlements granted to this build: asked for in the request and allowed by the daemon.
   bool allow_insecure = false;      // security.insecure
   bool allow_network_host = false;  // network.host
+  // This build's per-solve additions (cache key recorder, imported cache); every solve the
+  // build makes passes them to the solver.
+  solver::Solver::SolveOptions solve;
 };
 
 // solver::CacheStore over the cache manager's key table.
@@ -62,6 +66,10 @@ class CacheStore final : public solver::CacheStore {
   absl::StatusOr<std::vector<solver::ResultPtr>> Load(const Context& ctx,
                                                       const std::string& key) override;
   absl::Status Save(const std::string& key, const std::vector<solver::ResultPtr>& results) override;
+  // Aliases are named values of the cache metadata ("key-alias\n" + fast key, JSON).
+  absl::StatusOr<std::optional<Alias>> LoadAlias(const Context& ctx,
+                                                 const std::string& fast) override;
+  absl::Status SaveAlias(const std::string& fast, const Alias& alias) override;
 
  private:
   cache::Manager& cache_;

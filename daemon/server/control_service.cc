@@ -1,5 +1,6 @@
 #include "daemon/server/control_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "daemon/frontend/dockerfile_frontend.h"
 #include "daemon/ops/vertices.h"
 #include "daemon/ops/worker.h"
+#include "daemon/remotecache/remotecache.h"
 #include "daemon/util/logging.h"
 #include "kiln_version.h"
 #include "llb/load.h"
@@ -347,6 +349,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
       KILN_ASSIGN_OR_RETURN(ops::Worker worker,
                             WorkerForBuild(*o.base, req.session(),
                                            {req.entitlements().begin(), req.entitlements().end()}));
+      worker.solve = solve_;
       KILN_ASSIGN_OR_RETURN(
           frontend::FrontendResult fr,
           frontend::SolveDockerfile(
@@ -361,7 +364,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
           .session_id = req.session(),
           .inputs = {req.frontendinputs().begin(), req.frontendinputs().end()},
           .no_cache = req.frontendattrs().contains("no-cache"),
-          .entitlements = {req.entitlements().begin(), req.entitlements().end()}};
+          .entitlements = {req.entitlements().begin(), req.entitlements().end()},
+          .solve = solve_};
       auto build = std::make_shared<GatewayBuild>(ctx_, std::move(params), progress);
       o.gateway->Register(req.ref(), build);
       auto result = build->WaitReturn();
@@ -375,16 +379,93 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     bool no_cache = req.frontendattrs().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result, o.solver->Solve(ctx_, target, progress.get()));
+    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
+                          o.solver->Solve(ctx_, target, progress.get(), solve_));
     return BuildResult{.ref = std::move(result), .metadata = {}};
+  }
+
+  // A vertex of its own in the progress, for work around the solve (cache import, export).
+  solver::Vertex StepVertex(const std::string& name) const {
+    solver::Vertex v;
+    v.digest = Sha256Digest(absl::StrCat(name, " ", request_->ref()));
+    v.name = name;
+    return v;
+  }
+
+  static std::vector<remotecache::Entry> Entries(
+      const google::protobuf::RepeatedPtrField<v1::CacheOptionsEntry>& in) {
+    std::vector<remotecache::Entry> out;
+    for (const auto& e : in) out.push_back({e.type(), {e.attrs().begin(), e.attrs().end()}});
+    return out;
+  }
+
+  // Reads every cache import the request asks for; a source that cannot be read is a warning.
+  absl::Status ImportCaches(const std::shared_ptr<BuildProgress>& progress_ptr,
+                            const std::vector<remotecache::Entry>& imports,
+                            const remotecache::Deps& deps) {
+    BuildProgress& progress = *progress_ptr;
+    // Warnings may come from solver work that outlives this reactor (a failed build's other
+    // branches): the callback owns what it uses.
+    auto importer = std::make_shared<remotecache::Importer>(
+        deps, [progress_ptr, v = StepVertex("importing cache")](const std::string& message) {
+          progress_ptr->Warn(v, {.short_message = message});
+        });
+    for (const remotecache::Entry& e : imports) {
+      auto ref = e.attrs.find("ref");
+      const std::string source = ref != e.attrs.end() ? ref->second : "type=" + e.type;
+      solver::Vertex v = StepVertex(absl::StrCat("importing cache manifest from ", source));
+      progress.Started(v);
+      absl::Status st = importer->Add(ctx_, e);
+      KILN_RETURN_IF_ERROR(ctx_.Check("cache import"));
+      if (!st.ok()) {
+        progress.Warn(v, {.short_message = absl::StrCat("cache import from ", source, ": ",
+                                                        st.message(), " (building without it)")});
+        Logger("server")->warn("build {}: {}: {}", request_->ref(), v.name, SV(st.message()));
+      }
+      progress.Completed(v, false, absl::OkStatus());
+    }
+    if (!importer->empty()) solve_.fallback = importer;
+    return absl::OkStatus();
   }
 
   absl::Status Solve(const std::shared_ptr<BuildProgress>& progress_ptr) {
     const auto& o = service_.options_;
     const v1::SolveRequest& req = *request_;
     BuildProgress& progress = *progress_ptr;
+
+    std::vector<remotecache::Entry> imports = Entries(req.cache().imports());
+    std::vector<remotecache::Entry> cache_exports = Entries(req.cache().exports());
+    for (const std::string& ref : req.cache().importrefsdeprecated()) {
+      imports.push_back({"registry", {{"ref", ref}}});
+    }
+    if (!req.cache().exportrefdeprecated().empty()) {
+      remotecache::Entry e{
+          "registry",
+          {req.cache().exportattrsdeprecated().begin(), req.cache().exportattrsdeprecated().end()}};
+      e.attrs["ref"] = req.cache().exportrefdeprecated();
+      cache_exports.push_back(std::move(e));
+    }
+    KILN_ASSIGN_OR_RETURN(
+        remotecache::Requested cache,
+        remotecache::FromRequest(imports, cache_exports,
+                                 {req.frontendattrs().begin(), req.frontendattrs().end()}));
+    // The build's registry client (authenticating as its client) for pushes and cache
+    // imports; entitlements were checked when the result was built.
+    KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*o.base, req.session(), {}));
+    const remotecache::Deps cache_deps{
+        .cache = o.base->worker.cache, .content = worker.content, .registry = worker.registry};
+    solve_.recorder = recorder_;
+    if (!cache.imports.empty()) {
+      KILN_RETURN_IF_ERROR(ImportCaches(progress_ptr, cache.imports, cache_deps));
+    }
+
     KILN_ASSIGN_OR_RETURN(BuildResult built, Result(progress_ptr));
     const solver::ResultPtr& result = built.ref;
+    // The result's cache key, for cache exports (none for an empty result).
+    std::optional<std::string> root_key;
+    if (result) {
+      if (auto k = recorder_->KeyOfResult(result)) root_key = k->first;
+    }
 
     std::vector<exporter::ExportRequest> exports;
     for (int i = 0; i < req.exporters_size(); ++i) {
@@ -397,12 +478,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
            {req.exporterattrsdeprecated().begin(), req.exporterattrsdeprecated().end()},
            0});
     }
-    if (exports.empty()) return absl::OkStatus();
+    if (exports.empty() && cache.exports.empty()) return absl::OkStatus();
     KILN_ASSIGN_OR_RETURN(auto session, o.base->worker.sessions->Get(
                                             ctx_, req.session(), std::chrono::milliseconds(5000)));
-    // The build's registry client (authenticating as its client) for pushes; entitlements
-    // were checked when the result was built.
-    KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*o.base, req.session(), {}));
     exporter::ExportDeps deps{
         .cache = o.base->worker.cache,
         .session = session.get(),
@@ -418,9 +496,17 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
         .frontend_attrs = {req.frontendattrs().begin(), req.frontendattrs().end()}};
     // The frontend's metadata (the image config) is what exporters read, as in BuildKit.
     for (const auto& [k, v] : built.metadata) deps.frontend_attrs[k] = v;
+    const bool inline_cache = std::any_of(cache.exports.begin(), cache.exports.end(),
+                                          [](const auto& e) { return e.type == "inline"; });
+    if (inline_cache && root_key) {
+      deps.inline_cache = [this, &cache_deps, &root_key](const Context& ctx,
+                                                         const std::vector<std::string>& layers,
+                                                         const blobs::Options& bo) {
+        return remotecache::InlineCacheForImage(ctx, cache_deps, *recorder_, *root_key, layers, bo);
+      };
+    }
     for (const auto& e : exports) {
-      solver::Vertex v;
-      v.digest = Sha256Digest(absl::StrCat("export ", req.ref(), " ", e.id));
+      solver::Vertex v = StepVertex(absl::StrCat(ExportName(e), " ", e.id));
       v.name = ExportName(e);
       progress.Started(v);
       const cache::ImmutableRef* ref =
@@ -433,6 +519,31 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
         Logger("server")->info("build {} exported {} image {}", req.ref(), e.type, it->second);
       }
     }
+    for (const remotecache::Entry& e : cache.exports) {
+      if (e.type == "inline") continue;  // written into the image by its exporter
+      auto ref = e.attrs.find("ref");
+      solver::Vertex v = StepVertex(absl::StrCat("exporting cache to ", e.type,
+                                                 ref != e.attrs.end() ? " " + ref->second : ""));
+      progress.Started(v);
+      absl::Status st;
+      if (!root_key) {
+        progress.Warn(v, {.short_message = "skipping cache export for empty result"});
+      } else {
+        auto resp = remotecache::Export(ctx_, cache_deps, *recorder_, *root_key, e);
+        st = resp.status();
+        if (resp.ok()) {
+          for (const auto& [k, val] : *resp) (*response_->mutable_exporterresponse())[k] = val;
+        }
+      }
+      auto ignore = e.attrs.find("ignore-error");
+      if (!st.ok() && ignore != e.attrs.end() && ignore->second == "true") {
+        progress.Warn(
+            v, {.short_message = absl::StrCat("cache export failed (ignored): ", st.message())});
+        st = absl::OkStatus();
+      }
+      progress.Completed(v, false, st);
+      KILN_RETURN_IF_ERROR(st);
+    }
     return absl::OkStatus();
   }
 
@@ -440,6 +551,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
   const v1::SolveRequest* request_;
   v1::SolveResponse* response_;
   Context ctx_;
+  // The build's cache: what its solves learned, and the caches it imports.
+  std::shared_ptr<solver::KeyRecorder> recorder_ = std::make_shared<solver::KeyRecorder>();
+  solver::Solver::SolveOptions solve_;
 };
 
 grpc::ServerUnaryReactor* ControlService::Solve(grpc::CallbackServerContext*,

@@ -250,6 +250,7 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
       }
       KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
                                                                build->params().entitlements));
+      worker.solve = build->params().solve;
       frontend::FrontendRequest freq{
           .attrs = {req->frontendopt().begin(), req->frontendopt().end()},
           .inputs = {req->frontendinputs().begin(), req->frontendinputs().end()},
@@ -279,11 +280,13 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
     KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(req->definition()));
     KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
                                                              build->params().entitlements));
+    worker.solve = build->params().solve;
     bool no_cache = build->params().no_cache || req->frontendopt().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
-                          options_.solver->Solve(build->ctx(), target, &build->progress()));
+    KILN_ASSIGN_OR_RETURN(
+        solver::ResultPtr result,
+        options_.solver->Solve(build->ctx(), target, &build->progress(), worker.solve));
     std::string id = build->AddResult(std::move(result));
     if (req->allowresultreturn()) {
       auto* ref = resp->mutable_result()->mutable_ref();

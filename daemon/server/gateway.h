@@ -60,6 +60,7 @@ class GatewayBuild {
     std::map<std::string, pb::Definition> inputs;  // SolveRequest.FrontendInputs
     bool no_cache = false;                         // frontend attr "no-cache"
     std::vector<std::string> entitlements;         // SolveRequest.Entitlements
+    solver::Solver::SolveOptions solve;            // the build's recorder and imported cache
   };
   GatewayBuild(Context ctx, Params params, std::shared_ptr<BuildProgress> progress)
       : ctx_(std::move(ctx)), params_(std::move(params)), progress_(std::move(progress)) {}

@@ -91,8 +91,28 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
 
   void Post(std::function<void()> fn) { solver_.options_.post(std::move(fn)); }
 
+  void RecordKey(const std::shared_ptr<Vertex>& v, const std::string& key,
+                 const std::string& op_digest, const std::vector<KeyInput>& inputs) {
+    if (!options_.recorder) return;
+    options_.recorder->RecordKey(
+        {.key = key, .op_digest = op_digest, .inputs = inputs, .name = v->name});
+  }
+
+  // The alias of a fast key: the daemon's own, else the fallback's (an imported cache).
+  std::optional<CacheStore::Alias> LoadAlias(const std::string& fast) {
+    auto alias = solver_.options_.cache->LoadAlias(ctx_, fast);
+    if (alias.ok() && *alias) return *std::move(alias);
+    if (!options_.fallback) return std::nullopt;
+    alias = options_.fallback->LoadAlias(ctx_, fast);
+    if (alias.ok() && *alias) {
+      (void)solver_.options_.cache->SaveAlias(fast, **alias);
+      return *std::move(alias);
+    }
+    return std::nullopt;
+  }
+
   void Record(const std::string& key, const std::vector<ResultPtr>& results) {
-    if (options_.recorder != nullptr) options_.recorder->RecordResults(key, results);
+    if (options_.recorder) options_.recorder->RecordResults(key, results);
   }
 
   void ComputeKey(const std::shared_ptr<Vertex>& v, const std::vector<std::string>& input_keys,
@@ -105,20 +125,35 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
       progress_->Completed(*v, false, st);
       return key.Resolve(st);
     }
-    // Inputs that contribute their content need their results first.
+    // Inputs that contribute their content need their results first, unless an alias of the
+    // fast key (from the inputs' keys) says what their contents were.
     std::vector<Future<ResultPtr>> contents;
     std::vector<size_t> content_inputs;
     for (size_t i = 0; i < cm->deps.size() && i < v->inputs.size(); ++i) {
-      if (cm->deps[i].content_digest) {
-        contents.push_back(ResultOf(v->inputs[i]));
-        content_inputs.push_back(i);
+      if (cm->deps[i].content_digest) content_inputs.push_back(i);
+    }
+    std::string fast;
+    if (!content_inputs.empty()) {
+      std::vector<KeyInput> by_key(v->inputs.size());
+      for (size_t i = 0; i < v->inputs.size(); ++i) {
+        by_key[i] = {.key = input_keys[i], .index = v->inputs[i].index};
       }
+      fast = ComposeCacheKey(cm->digest, by_key);
+      if (std::optional<CacheStore::Alias> alias = LoadAlias(fast);
+          alias && alias->contents.size() == v->inputs.size()) {
+        for (size_t i = 0; i < v->inputs.size(); ++i) by_key[i].content = alias->contents[i];
+        if (ComposeCacheKey(cm->digest, by_key) == alias->key) {
+          RecordKey(v, alias->key, cm->digest, by_key);
+          return key.Resolve(alias->key);
+        }
+      }
+      for (size_t i : content_inputs) contents.push_back(ResultOf(v->inputs[i]));
     }
     auto self = shared_from_this();
-    WhenAll(contents).Then([self, v, key, input_keys, cm = *cm,
-                            content_inputs](const absl::StatusOr<std::vector<ResultPtr>>& results) {
+    WhenAll(contents).Then([self, v, key, input_keys, cm = *cm, content_inputs,
+                            fast](const absl::StatusOr<std::vector<ResultPtr>>& results) {
       if (!results.ok()) return key.Resolve(results.status());
-      self->Post([self, v, key, input_keys, cm, content_inputs, results = *results] {
+      self->Post([self, v, key, input_keys, cm, content_inputs, fast, results = *results] {
         std::vector<KeyInput> inputs(v->inputs.size());
         for (size_t j = 0; j < content_inputs.size(); ++j) {
           size_t i = content_inputs[j];
@@ -135,10 +170,13 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
           inputs[i].index = v->inputs[i].index;
         }
         std::string k = ComposeCacheKey(cm.digest, inputs);
-        if (self->options_.recorder != nullptr) {
-          self->options_.recorder->RecordKey(
-              {.key = k, .op_digest = cm.digest, .inputs = inputs, .name = v->name});
+        if (!fast.empty()) {
+          CacheStore::Alias alias{.key = k};
+          for (const KeyInput& in : inputs) alias.contents.push_back(in.content);
+          // Best effort: without the alias the next solve computes the contents again.
+          (void)self->solver_.options_.cache->SaveAlias(fast, alias);
         }
+        self->RecordKey(v, k, cm.digest, inputs);
         key.Resolve(std::move(k));
       });
     });
@@ -166,7 +204,7 @@ class Solver::Job : public std::enable_shared_from_this<Job> {
     if (absl::Status st = ctx_.Check("solve"); !st.ok()) return outputs.Resolve(st);
     if (!v->ignore_cache) {
       auto cached = solver_.options_.cache->Load(ctx_, key);
-      if (cached.ok() && cached->empty() && options_.fallback != nullptr) {
+      if (cached.ok() && cached->empty() && options_.fallback) {
         cached = options_.fallback->Load(ctx_, key);
       }
       if (!cached.ok()) return outputs.Resolve(AtVertex(cached.status(), *v));

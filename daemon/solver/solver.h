@@ -31,12 +31,13 @@ class Solver {
   };
   explicit Solver(Options options) : options_(std::move(options)) {}
 
-  // Per-solve additions. Not owned; may be null.
+  // Per-solve additions; may be null. Shared: work of a failed solve may still be running
+  // when Solve returns, and keeps them alive.
   struct SolveOptions {
-    KeyRecorder* recorder = nullptr;  // learns every key and result of the solve
+    std::shared_ptr<KeyRecorder> recorder;  // learns every key and result of the solve
     // Asked when the daemon's cache has no result for a key (e.g. an imported remote cache);
     // what it returns is used as a cache hit.
-    CacheStore* fallback = nullptr;
+    std::shared_ptr<CacheStore> fallback;
   };
 
   // Solves `target` and returns its result. Blocks the calling thread, which must not be a

@@ -98,6 +98,23 @@ class CacheStore {
                                                                     const std::string& key) = 0;
   [[nodiscard]] virtual absl::Status Save(const std::string& key,
                                           const std::vector<ResultPtr>& results) = 0;
+
+  // A vertex with inputs read by content has two keys, as in BuildKit: the "fast" one from its
+  // inputs' keys, known before any input is computed, and its cache key from their contents.
+  // An alias remembers, for a fast key, the cache key and the content checksums (one per
+  // input, "" for inputs used by key), so a later solve (or another daemon, through an
+  // imported cache) finds the vertex without computing its inputs.
+  struct Alias {
+    std::string key;
+    std::vector<std::string> contents;
+  };
+  [[nodiscard]] virtual absl::StatusOr<std::optional<Alias>> LoadAlias(const Context& ctx,
+                                                                       const std::string& fast) {
+    return std::nullopt;
+  }
+  [[nodiscard]] virtual absl::Status SaveAlias(const std::string& fast, const Alias& alias) {
+    return absl::OkStatus();
+  }
 };
 
 // One input of a cache key: another vertex's key and output, or a checksum of its content.

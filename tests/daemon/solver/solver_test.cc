@@ -198,9 +198,10 @@ TEST_F(SolverTest, ContentDepsKeepDependentsCachedWhenContentIsUnchanged) {
 }
 
 TEST_F(SolverTest, RecorderLearnsKeysInputsAndResults) {
-  KeyRecorder rec;
+  auto recorder = std::make_shared<KeyRecorder>();
+  KeyRecorder& rec = *recorder;
   auto d = Diamond();
-  auto r = solver_.Solve(Context(), Edge{d}, nullptr, {.recorder = &rec});
+  auto r = solver_.Solve(Context(), Edge{d}, nullptr, {.recorder = recorder});
   ASSERT_THAT(r, IsOk());
   auto records = rec.Records();
   ASSERT_EQ(records.size(), 4u);
@@ -221,14 +222,15 @@ TEST_F(SolverTest, RecorderLearnsKeysInputsAndResults) {
 
 TEST_F(SolverTest, FallbackCacheServesMissesAsHits) {
   // Solve once into a separate cache, then use it as the fallback of an empty one.
-  MemoryCache other;
+  auto other_ptr = std::make_shared<MemoryCache>();
+  MemoryCache& other = *other_ptr;
   Solver first(
       {.post = [this](std::function<void()> fn) { boost::asio::post(pool_, std::move(fn)); },
        .cache = &other});
   ASSERT_THAT(first.Solve(Context(), Edge{Diamond()}, nullptr), IsOk());
   EXPECT_EQ(c_.Get("d"), 1);
   RecordingProgress p;
-  auto r = solver_.Solve(Context(), Edge{Diamond()}, &p, {.fallback = &other});
+  auto r = solver_.Solve(Context(), Edge{Diamond()}, &p, {.fallback = other_ptr});
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(ValueOf(*r), 113);
   EXPECT_EQ(c_.Get("d"), 1);  // nothing ran again

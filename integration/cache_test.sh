@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Build cache through a real registry: inline cache in a pushed image, a registry cache in
+# mode=min and mode=max, each imported by a fresh daemon (an empty state root) that must run no
+# RUN step and push the same image; a changed source file reruns exactly the steps that depend
+# on it; a missing or corrupted cache warns and the build goes on.
+. "$(dirname "$0")/lib.sh"
+: "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
+[ "$(id -u)" -eq 0 ] || skip "containers need root"
+[ -x /bin/busybox ] || skip "busybox-static is not installed"
+
+start_registry registry
+"$MAKE_BUSYBOX_IMAGE" --push "$REGISTRY/library/busybox:latest" >/dev/null || fail "could not seed the registry"
+B="$REGISTRY/library/busybox:latest"
+R=$REGISTRY
+
+# A fresh daemon on an empty root: fresh NAME (stops the previous one first).
+KPID=""
+fresh() {
+  [ -z "$KPID" ] || stop_kilnd "$KPID"
+  rm -rf "$WORK/root"
+  start_kilnd "$1" --debug --root "$WORK/root" --addr "unix://$WORK/k.sock"
+  KPID=$KILND_PID
+  KLOG=$WORK/$1.log
+}
+k() { "$KILN" --addr "unix://$WORK/k.sock" "$@"; }
+# build NAME [kiln build flags...]: builds $ctx, progress in $WORK/NAME.progress.
+build() {
+  local name=$1; shift
+  k build --progress plain --metadata-file "$WORK/$name.json" "$@" "$ctx" 2>"$WORK/$name.progress" ||
+    fail "build $name failed: $(cat "$WORK/$name.progress")"
+}
+digest_of() { grep -o '"containerimage.digest": *"sha256:[0-9a-f]*"' "$WORK/$1.json" | grep -o 'sha256:[0-9a-f]*'; }
+# runs NAME: the RUN steps kilnd executed in this daemon's log so far (one per line).
+runs() { grep -o 'run "[^"]*RUN[^"]*"' "$KLOG" || true; }
+
+ctx=$WORK/ctx
+mkdir -p "$ctx/src"
+echo "dependency list" >"$ctx/deps.txt"
+echo "main source" >"$ctx/src/main.txt"
+echo "helper source" >"$ctx/src/helper.txt"
+cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $B AS base
+RUN echo base >/base.txt
+FROM base AS deps
+COPY deps.txt /deps.txt
+RUN cat /deps.txt >/deps.out
+FROM base AS build
+COPY src/ /src/
+RUN cat /src/main.txt /src/helper.txt >/app.out
+FROM $B
+COPY --from=deps /deps.out /deps.out
+COPY --from=build /app.out /app.out
+RUN echo final >/final.txt
+DOCKERFILE
+NRUNS=4
+
+# ---- inline cache ---------------------------------------------------------------------------
+fresh inline1
+build inline1 --output "type=image,name=$R/app:inline,push=true" --export-cache type=inline
+[ "$(runs | wc -l)" -eq "$NRUNS" ] || fail "the cold build ran $(runs | wc -l) RUN steps: $(runs)"
+d1=$(digest_of inline1)
+[ -n "$d1" ] || fail "no image digest: $(cat "$WORK/inline1.json")"
+fresh inline2
+build inline2 --output "type=image,name=$R/app:inline,push=true" --export-cache type=inline --import-cache "type=registry,ref=$R/app:inline"
+[ "$(runs | wc -l)" -eq 0 ] || fail "a rebuild from inline cache ran: $(runs)"
+[ "$(digest_of inline2)" = "$d1" ] || fail "the rebuild pushed $(digest_of inline2), not $d1"
+assert_contains "$(cat "$WORK/inline2.progress")" "CACHED" "inline rebuild"
+pass "inline cache: a fresh daemon rebuilds with no RUN and pushes the same image ($d1)"
+
+# ---- registry cache, mode=max ---------------------------------------------------------------
+fresh max1
+build max1 --output "type=image,name=$R/app:max,push=true" --export-cache "type=registry,ref=$R/cache:max,mode=max"
+dmax=$(digest_of max1)
+fresh max2
+build max2 --output "type=image,name=$R/app:max,push=true" --import-cache "type=registry,ref=$R/cache:max"
+[ "$(runs | wc -l)" -eq 0 ] || fail "a rebuild from the mode=max cache ran: $(runs)"
+[ "$(digest_of max2)" = "$dmax" ] || fail "the mode=max rebuild pushed another image"
+# Only the final stage changes: the earlier stages come from the cache, the last RUN runs.
+sed -i 's/echo final/echo final changed/' "$ctx/Dockerfile"
+fresh max3
+build max3 --output "type=image,name=$R/app:max3,push=true" --import-cache "type=registry,ref=$R/cache:max"
+[ "$(runs)" = 'run "[stage-3 4/4] RUN echo final changed >/final.txt"' ] ||
+  fail "with only the last stage changed, these ran: $(runs)"
+sed -i 's/echo final changed/echo final/' "$ctx/Dockerfile"
+pass "registry cache mode=max: nothing runs on a fresh daemon; a changed last stage reruns only itself"
+
+# ---- a changed source file reruns exactly what depends on it -----------------------------
+echo "helper source, changed" >"$ctx/src/helper.txt"
+fresh changed
+build changed --output "type=image,name=$R/app:changed,push=true" --import-cache "type=registry,ref=$R/cache:max"
+got=$(runs | sort | tr '\n' ';')
+want='run "[build 3/3] RUN cat /src/main.txt /src/helper.txt >/app.out";run "[stage-3 4/4] RUN echo final >/final.txt";'
+[ "$got" = "$want" ] || fail "after changing src/helper.txt, these ran: $got"
+echo "helper source" >"$ctx/src/helper.txt"
+pass "a changed source file reruns exactly what depends on it: its stage's RUN and the final RUN"
+
+# ---- registry cache, mode=min ---------------------------------------------------------------
+fresh min1
+build min1 --output "type=image,name=$R/app:min,push=true" --export-cache "type=registry,ref=$R/cache:min"
+dmin=$(digest_of min1)
+fresh min2
+build min2 --output "type=image,name=$R/app:min,push=true" --import-cache "type=registry,ref=$R/cache:min"
+[ "$(runs | wc -l)" -eq 0 ] || fail "a rebuild from the mode=min cache ran: $(runs)"
+[ "$(digest_of min2)" = "$dmin" ] || fail "the mode=min rebuild pushed another image"
+pass "registry cache mode=min: the final result is reused on a fresh daemon"
+
+# ---- missing and corrupted caches warn, the build goes on ------------------------------------
+fresh missing
+build missing --output "type=image,name=$R/app:missing,push=true" --import-cache "type=registry,ref=$R/cache:nope"
+assert_contains "$(cat "$WORK/missing.progress")" "cache:nope" "missing cache warning"
+[ "$(runs | wc -l)" -eq "$NRUNS" ] || fail "the build with a missing cache ran $(runs | wc -l) RUN steps"
+# Corrupt (same size, other bytes) every layer blob of the caches in the registry's storage that
+# is not busybox's: the config still parses, the layers fail their digest check.
+repos=$WORK/registry-storage/docker/registry/v2/repositories
+for link in "$repos"/cache/_layers/sha256/*; do
+  blob=$(basename "$link")
+  [ -e "$repos/library/busybox/_layers/sha256/$blob" ] && continue
+  data="$WORK/registry-storage/docker/registry/v2/blobs/sha256/${blob:0:2}/$blob/data"
+  if gzip -t "$data" 2>/dev/null; then
+    printf 'corrupted' | dd of="$data" bs=1 seek=20 conv=notrunc 2>/dev/null
+  fi
+done
+fresh corrupt
+build corrupt --output "type=image,name=$R/app:corrupt,push=true" --import-cache "type=registry,ref=$R/cache:max"
+assert_contains "$(cat "$WORK/corrupt.progress")" "building this step instead" "corrupted cache warning"
+pass "a missing or corrupted cache is a warning; the build succeeds without it"
