@@ -139,3 +139,57 @@ fresh corrupt
 build corrupt --output "type=image,name=$R/app:corrupt,push=true" --import-cache "type=registry,ref=$R/cache:max"
 assert_contains "$(cat "$WORK/corrupt.progress")" "building this step instead" "corrupted cache warning"
 pass "a missing or corrupted cache is a warning; the build succeeds without it"
+
+# ---- secrets and cache mounts are never exported ----------------------------------------------
+sctx=$WORK/sctx
+mkdir -p "$sctx"
+secret="kiln-cache-secret-$RANDOM$RANDOM"
+printf '%s' "$secret" >"$WORK/secret.txt"
+# The cache mount gets the secret transformed (upper case), which appears in no command text.
+cat >"$sctx/Dockerfile" <<'DOCKERFILE'
+FROM busybox
+RUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOK --mount=type=cache,target=/c \
+    sh -c 'test -n "$TOK" && tr a-z A-Z </run/secrets/tok >/c/x && echo ok >/done'
+DOCKERFILE
+sed -i "s|^FROM busybox|FROM $B|" "$sctx/Dockerfile"
+upper=$(printf '%s' "$secret" | tr a-z A-Z)
+fresh secret
+k build --progress plain --secret "id=tok,src=$WORK/secret.txt" --metadata-file "$WORK/secret.json" \
+  --output "type=image,name=$R/app:secret,push=true" --export-cache type=inline \
+  --export-cache "type=registry,ref=$R/cache:secret,mode=max" "$sctx" 2>"$WORK/secret.progress" ||
+  fail "the secret build failed: $(cat "$WORK/secret.progress")"
+# Every blob the registry holds (layers decompressed, configs, manifests).
+found=""
+for data in $(find "$WORK/registry-storage" -name data -type f); do
+  if gzip -t "$data" 2>/dev/null; then zcat "$data"; else cat "$data"; fi | grep -q -a -e "$secret" -e "$upper" && found="$found $data"
+done
+[ -z "$found" ] || fail "a secret or cache-mount content reached the registry:$found"
+pass "cache exports hold no secret (file or env) and no cache-mount content"
+
+# ---- buildctl, when one is available --------------------------------------------------------
+BUILDCTL=${BUILDCTL:-$(command -v buildctl || true)}
+if [ -n "$BUILDCTL" ] && [ -x "$BUILDCTL" ]; then
+  bc() {
+    local name=$1; shift
+    "$BUILDCTL" --addr "unix://$WORK/k.sock" build --frontend dockerfile.v0 --local context="$ctx" \
+      --local dockerfile="$ctx" --progress plain --metadata-file "$WORK/$name.json" "$@" \
+      2>"$WORK/$name.progress" || fail "buildctl build $name failed: $(cat "$WORK/$name.progress")"
+  }
+  fresh bc1
+  # BUILDKIT_INLINE_CACHE=1 (the frontend's option) instead of --export-cache type=inline.
+  bc bc1 --output "type=image,name=$R/app:bc,push=true" --opt build-arg:BUILDKIT_INLINE_CACHE=1 \
+    --export-cache "type=registry,ref=$R/cache:bc,mode=max"
+  dbc=$(digest_of bc1)
+  fresh bc2
+  bc bc2 --output "type=image,name=$R/app:bc,push=true" --export-cache type=inline \
+    --import-cache "type=registry,ref=$R/app:bc"
+  [ "$(runs | wc -l)" -eq 0 ] || fail "buildctl's rebuild from inline cache ran: $(runs)"
+  [ "$(digest_of bc2)" = "$dbc" ] || fail "buildctl's inline rebuild pushed another image"
+  # The frontend's cache-from option instead of --import-cache.
+  fresh bc3
+  bc bc3 --output "type=image,name=$R/app:bc,push=true" --export-cache type=inline \
+    --opt "cache-from=$R/cache:bc"
+  [ "$(runs | wc -l)" -eq 0 ] || fail "buildctl's rebuild from the registry cache ran: $(runs)"
+  [ "$(digest_of bc3)" = "$dbc" ] || fail "buildctl's registry-cache rebuild pushed another image"
+  pass "buildctl: BUILDKIT_INLINE_CACHE, --export-cache type=registry,mode=max, --import-cache and --opt cache-from work"
+fi
