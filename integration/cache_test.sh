@@ -119,6 +119,13 @@ build min2 --output "type=image,name=$R/app:min,push=true" --import-cache "type=
 [ "$(digest_of min2)" = "$dmin" ] || fail "the mode=min rebuild pushed another image"
 pass "registry cache mode=min: the final result is reused on a fresh daemon"
 
+# Several sources at once: a missing one does not stop the others.
+fresh multi
+build multi --output "type=image,name=$R/app:multi,push=true" \
+  --import-cache "type=registry,ref=$R/cache:absent" --import-cache "type=registry,ref=$R/cache:min"
+[ "$(runs | wc -l)" -eq 0 ] || fail "a rebuild from two sources (one missing) ran: $(runs)"
+pass "several cache sources at once; a missing one is skipped"
+
 # ---- missing and corrupted caches warn, the build goes on ------------------------------------
 fresh missing
 build missing --output "type=image,name=$R/app:missing,push=true" --import-cache "type=registry,ref=$R/cache:nope"
