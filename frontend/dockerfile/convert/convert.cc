@@ -85,9 +85,10 @@ std::map<std::string, std::string> PlatformArgs(const llb::Platform& build,
           {"TARGETARCH", target.architecture},        {"TARGETVARIANT", target.variant}};
 }
 
-// BuildKit's secret-name check (SecretsUsedInArgOrEnv): a name whose "_"-separated words
-// include one of these.
-bool LooksLikeSecret(absl::string_view name) {
+}  // namespace
+
+bool LooksLikeSecretName(std::string_view name_in) {
+  const absl::string_view name = AV(name_in);
   static const std::set<std::string> kWords = {"apikey", "auth",     "credential", "credentials",
                                                "key",    "password", "pword",      "passwd",
                                                "secret", "token"};
@@ -96,6 +97,8 @@ bool LooksLikeSecret(absl::string_view name) {
   }
   return false;
 }
+
+namespace {
 
 std::string Quote(const std::string& s) { return json(s).dump(); }
 // Go's %q of a []string: ["a" "b"].
@@ -241,7 +244,7 @@ class Converter {
   }
 
   void WarnSecretName(const ins::CommandBase& c, std::string_view kind, const std::string& name) {
-    if (!LooksLikeSecret(name)) return;
+    if (!LooksLikeSecretName(name)) return;
     warnings_.push_back(
         {.rule = "SecretsUsedInArgOrEnv",
          .message = absl::StrCat("Do not use ARG or ENV instructions for sensitive data (",

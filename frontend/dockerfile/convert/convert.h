@@ -88,4 +88,8 @@ bool IsBuiltinSyntax(std::string_view syntax);
 // lines dropped, whitespace trimmed, paths cleaned, a leading "/" removed, "!" kept.
 std::vector<std::string> ParseDockerignore(std::string_view text);
 
+// BuildKit's secret-name check (rule SecretsUsedInArgOrEnv): a name whose "_"-separated words
+// include apikey, auth, credential(s), key, password, pword, passwd, secret or token.
+bool LooksLikeSecretName(std::string_view name);
+
 }  // namespace kiln::dockerfile

@@ -1,0 +1,100 @@
+#include "daemon/secretscan/scan.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+
+namespace kiln::secretscan {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+std::vector<Secret> Searchable(std::vector<Secret> secrets) {
+  std::vector<Secret> out;
+  std::set<std::string> seen;
+  for (Secret& s : secrets) {
+    if (s.value.size() < kMinSecretBytes || !seen.insert(s.value).second) continue;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<Finding> ScanBytes(std::string_view data, const std::vector<Secret>& secrets,
+                               const std::string& where, const std::string& path) {
+  std::vector<Finding> out;
+  for (const Secret& s : secrets) {
+    if (Contains(data, s.value)) out.push_back({where, path, s.id});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Finding>> ScanTree(const Context& ctx, const fs::path& dir,
+                                              const std::vector<Secret>& secrets,
+                                              const std::string& where) {
+  std::vector<Finding> out;
+  if (secrets.empty()) return out;
+  size_t longest = 0;
+  for (const Secret& s : secrets) longest = std::max(longest, s.value.size());
+  std::error_code ec;
+  std::string buf;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::none, ec);
+       !ec && it != fs::end(it); it.increment(ec)) {
+    KILN_RETURN_IF_ERROR(ctx.Check("secret scan"));
+    const fs::path rel = fs::path("/") / it->path().lexically_relative(dir);
+    const std::string path = rel.string();
+    auto add = [&](std::vector<Finding> found) {
+      for (Finding& f : found) {
+        if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
+      }
+    };
+    add(ScanBytes(it->path().filename().string(), secrets, where, path));
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_symlink(st)) {
+      add(ScanBytes(fs::read_symlink(it->path(), ec).string(), secrets, where, path));
+      ec.clear();
+      continue;
+    }
+    if (!fs::is_regular_file(st)) continue;
+    UniqueFd fd(::open(it->path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd.valid()) return ErrnoToStatus(errno, absl::StrCat("secret scan: open ", path));
+    // Keep the last longest-1 bytes of a chunk in front of the next one.
+    std::string window;
+    buf.resize(kChunk);
+    while (true) {
+      const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoToStatus(errno, absl::StrCat("secret scan: read ", path));
+      }
+      if (n == 0) break;
+      window.append(buf.data(), static_cast<size_t>(n));
+      add(ScanBytes(window, secrets, where, path));
+      if (window.size() > longest) window.erase(0, window.size() - (longest - 1));
+    }
+  }
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("secret scan: walk ", dir.string(), ": ", ec.message()));
+  }
+  return out;
+}
+
+std::string Describe(const Finding& f) {
+  return absl::StrCat(f.secret_id, " found in ", f.where, f.path.empty() ? "" : " at ", f.path);
+}
+
+}  // namespace kiln::secretscan

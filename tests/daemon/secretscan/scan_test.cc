@@ -1,0 +1,86 @@
+#include "daemon/secretscan/scan.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace kiln::secretscan {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+class ScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/kiln-scan-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Write(const std::string& rel, const std::string& data) {
+    fs::create_directories((dir_ / rel).parent_path());
+    std::ofstream(dir_ / rel, std::ios::binary) << data;
+  }
+  fs::path dir_;
+};
+
+const std::vector<Secret> kSecrets = {{"secret tok", "s3cr3t-v4lue"},
+                                      {"build-arg KEY", "hunter22"}};
+
+TEST(SearchableTest, DropsShortAndRepeatedValues) {
+  auto s = Searchable({{"a", "12345"}, {"b", "123456"}, {"c", "123456"}});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].id, "b");
+}
+
+TEST(ScanBytesTest, FindsEachSecretOnce) {
+  EXPECT_THAT(ScanBytes("x s3cr3t-v4lue y s3cr3t-v4lue", kSecrets, "image config", "history"),
+              ElementsAre(Finding{"image config", "history", "secret tok"}));
+  EXPECT_THAT(ScanBytes("nothing here", kSecrets, "w", "p"), IsEmpty());
+}
+
+TEST_F(ScanTest, FindsContentsNamesAndSymlinkTargetsWithoutFollowingLinks) {
+  Write("app/config", "token=s3cr3t-v4lue\n");
+  Write("hunter22.txt", "name only");
+  Write("clean/file", "nothing");
+  fs::create_symlink("/etc/s3cr3t-v4lue", dir_ / "link");
+  // A link out of the tree is not followed.
+  fs::create_symlink("/proc/self/environ", dir_ / "proc-link");
+  auto f = ScanTree(Context(), dir_, kSecrets, "layer L");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(*f, UnorderedElementsAre(Finding{"layer L", "/app/config", "secret tok"},
+                                       Finding{"layer L", "/hunter22.txt", "build-arg KEY"},
+                                       Finding{"layer L", "/link", "secret tok"}));
+}
+
+TEST_F(ScanTest, FindsAValueSplitAcrossReadChunks) {
+  std::string big(1 << 20, 'x');  // the chunk size: the value straddles two reads
+  big.replace(big.size() - 4, 4, "s3cr");
+  big += "3t-v4lue";
+  Write("big", big);
+  auto f = ScanTree(Context(), dir_, kSecrets, "layer L");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(*f, ElementsAre(Finding{"layer L", "/big", "secret tok"}));
+}
+
+TEST_F(ScanTest, StopsWhenCancelled) {
+  Write("a", "x");
+  Context ctx;
+  ctx.Cancel();
+  EXPECT_FALSE(ScanTree(ctx, dir_, kSecrets, "layer L").ok());
+}
+
+TEST(DescribeTest, NamesSecretPlaceAndPathButNotTheValue) {
+  const std::string d = Describe({"layer sha256:ab", "/app/config", "secret tok"});
+  EXPECT_EQ(d, "secret tok found in layer sha256:ab at /app/config");
+}
+
+}  // namespace
+}  // namespace kiln::secretscan
