@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "client/auth.h"
 #include "client/filesync.h"
+#include "client/localcache.h"
 #include "client/progress.h"
 #include "client/secrets.h"
 #include "client/session.h"
@@ -202,7 +203,7 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
         }
       }
       if (e.type().empty()) {
-        Fail(absl::StrCat(flag, " ", spec, ": type= is required (registry or inline)"));
+        Fail(absl::StrCat(flag, " ", spec, ": type= is required (registry, local or inline)"));
         return false;
       }
       out.push_back(std::move(e));
@@ -212,6 +213,11 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   std::vector<v1::CacheOptionsEntry> cache_exports, cache_imports;
   if (!cache_entries(flags.cache_exports, "--export-cache", cache_exports)) return 1;
   if (!cache_entries(flags.cache_imports, "--import-cache", cache_imports)) return 1;
+  auto local_caches =
+      PrepareLocalCaches(cache_imports, cache_exports, [](const std::string& message) {
+        std::fprintf(stderr, "kiln: warning: %s\n", message.c_str());
+      });
+  if (!local_caches.ok()) return Fail(std::string(local_caches.status().message()));
   auto secret_specs = ParseSecretSpecs(flags.secrets);
   if (!secret_specs.ok()) return Fail(std::string(secret_specs.status().message()));
   auto ssh_specs = ParseSshSpecs(flags.ssh);
@@ -262,6 +268,11 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
                     {&secrets, "moby.buildkit.secrets.v1.Secrets"},
                     {&auth, "moby.filesync.v1.Auth"}};
   if (ssh) sopts.services.emplace_back(ssh.get(), "moby.sshforward.v1.SSH");
+  // The daemon reads and writes type=local cache directories through the session.
+  ContentService content(local_caches->stores);
+  if (!local_caches->stores.empty()) {
+    sopts.services.emplace_back(&content, "containerd.services.content.v1.Content");
+  }
   auto session = SessionServer::Start(conn->channel, std::move(sopts));
   if (!session.ok()) return Fail(std::string(session.status().message()));
 
@@ -303,9 +314,12 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   (*session)->Close();
   if (ssh) ssh->Shutdown();
   if (!st.ok()) return Fail(DescribeRpcError(*conn, st));
+  std::map<std::string, std::string> response(resp.exporterresponse().begin(),
+                                              resp.exporterresponse().end());
+  if (absl::Status updated = UpdateLocalCacheIndexes(*local_caches, response); !updated.ok()) {
+    return Fail(absl::StrCat("cache export: ", updated.message()));
+  }
   if (!flags.metadata_file.empty()) {
-    std::map<std::string, std::string> response(resp.exporterresponse().begin(),
-                                                resp.exporterresponse().end());
     std::string md = MetadataJson(response);
     FILE* f = std::fopen(flags.metadata_file.c_str(), "wb");
     if (f == nullptr || std::fwrite(md.data(), 1, md.size(), f) != md.size() ||

@@ -33,7 +33,8 @@ struct BuildFlags {
   std::string target;
   std::string platform;
   // Build cache, as buildctl's --export-cache/--import-cache and buildx's --cache-to/
-  // --cache-from: type=registry,ref=R[,mode=max] | type=inline; a bare REF means
+  // --cache-from: type=registry,ref=R[,mode=max] | type=inline | type=local,dest=DIR (export)
+  // or src=DIR (import; the digest comes from DIR/index.json); a bare REF means
   // type=registry,ref=REF.
   std::vector<std::string> cache_exports;
   std::vector<std::string> cache_imports;

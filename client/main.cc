@@ -319,10 +319,11 @@ int main(int argc, char** argv) {
   build->add_option("--ssh", bf.ssh,
                     "an SSH agent RUN steps may use: default, or ID=SOCKET|KEYFILE (repeatable)");
   build->add_option("--export-cache,--cache-to", bf.cache_exports,
-                    "export build cache: type=registry,ref=REF[,mode=min|max] or type=inline "
-                    "(repeatable)");
+                    "export build cache: type=registry,ref=REF[,mode=min|max], "
+                    "type=local,dest=DIR[,mode=min|max][,tag=TAG] or type=inline (repeatable)");
   build->add_option("--import-cache,--cache-from", bf.cache_imports,
-                    "import build cache: type=registry,ref=REF, or just REF (repeatable)");
+                    "import build cache: type=registry,ref=REF, type=local,src=DIR[,tag=TAG], or "
+                    "just REF (repeatable)");
   build->add_option("--allow", bf.entitlements,
                     "grant an entitlement: security.insecure or network.host (repeatable)");
 

@@ -5,16 +5,9 @@
 # the four ways of handling a secret, each image scanned (every layer, the config, the history)
 # for the secret's bytes, and ADD from http:// URLs served by busybox httpd.
 . "$(dirname "$0")/lib.sh"
-: "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
-[ "$(id -u)" -eq 0 ] || skip "containers need root"
-[ -x /bin/busybox ] || skip "busybox-static is not installed"
-
-start_registry registry
-"$MAKE_BUSYBOX_IMAGE" --push "$REGISTRY/library/busybox:latest" >/dev/null || fail "could not seed the registry"
-B="$REGISTRY/library/busybox:latest"
+start_busybox_registry
 sock="unix://$WORK/k.sock"
 start_kilnd main --root "$WORK/root" --addr "$sock"
-k() { "$KILN" --addr "$sock" "$@"; }
 
 # image_blobs TAR DIR: unpacks an OCI archive and prints every blob's content, decompressed.
 image_blobs() {

@@ -4,17 +4,10 @@
 # submodules (relative URL) and ?submodules=false, ADD --checksum, a cached rebuild that only
 # runs ls-remote, a moved branch that invalidates exactly its step, and clear errors.
 . "$(dirname "$0")/lib.sh"
-: "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
-[ "$(id -u)" -eq 0 ] || skip "containers need root"
-[ -x /bin/busybox ] || skip "busybox-static is not installed"
 command -v git >/dev/null || skip "git is not installed"
-
-start_registry registry
-"$MAKE_BUSYBOX_IMAGE" --push "$REGISTRY/library/busybox:latest" >/dev/null || fail "could not seed the registry"
-B="$REGISTRY/library/busybox:latest"
+start_busybox_registry
 sock="unix://$WORK/k.sock"
 start_kilnd main --root "$WORK/root" --addr "$sock"
-k() { "$KILN" --addr "$sock" "$@"; }
 
 # ---- repositories --------------------------------------------------------------------------
 repos=$WORK/repos

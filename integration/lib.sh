@@ -175,3 +175,76 @@ serve_on_free_port() {
   done
   fail "$name did not start: $(tail -5 "$log")"
 }
+
+# ---- builds against a registry seeded with busybox, on daemons that start empty -------------
+# (cache tests: a fresh daemon per build shows what a cache import saves)
+
+# start_busybox_registry: start_registry "registry", seeded with busybox built offline by
+# $MAKE_BUSYBOX_IMAGE as library/busybox:latest. Skips without root or busybox-static. Sets R
+# (the registry, host:port) and B (the busybox image).
+start_busybox_registry() {
+  : "${MAKE_BUSYBOX_IMAGE:?MAKE_BUSYBOX_IMAGE must name the make-busybox-image binary}"
+  [ "$(id -u)" -eq 0 ] || skip "containers need root"
+  [ -x /bin/busybox ] || skip "busybox-static is not installed"
+  start_registry registry
+  "$MAKE_BUSYBOX_IMAGE" --push "$REGISTRY/library/busybox:latest" >/dev/null ||
+    fail "could not seed the registry"
+  R=$REGISTRY
+  B="$R/library/busybox:latest"
+}
+
+# fresh NAME: stops the daemon fresh started before (if any) and starts kilnd --debug on an
+# empty root ($WORK/root) at unix://$WORK/k.sock, its log in $WORK/NAME.log (KLOG).
+KPID=""
+fresh() {
+  [ -z "$KPID" ] || stop_kilnd "$KPID"
+  rm -rf "$WORK/root"
+  start_kilnd "$1" --debug --root "$WORK/root" --addr "unix://$WORK/k.sock"
+  KPID=$KILND_PID
+  KLOG=$WORK/$1.log
+}
+# k ARGS...: the kiln CLI against that daemon.
+k() { "$KILN" --addr "unix://$WORK/k.sock" "$@"; }
+# build NAME [kiln build flags...]: builds the context $ctx; progress in $WORK/NAME.progress,
+# the exporters' response in $WORK/NAME.json.
+build() {
+  local name=$1; shift
+  k build --progress plain --metadata-file "$WORK/$name.json" "$@" "$ctx" 2>"$WORK/$name.progress" ||
+    fail "build $name failed: $(cat "$WORK/$name.progress")"
+}
+# digest_of NAME: the image digest build NAME pushed.
+digest_of() { grep -o '"containerimage.digest": *"sha256:[0-9a-f]*"' "$WORK/$1.json" | grep -o 'sha256:[0-9a-f]*'; }
+# runs: the RUN steps the current daemon has executed (one per line, from its --debug log).
+runs() { grep -o 'run "[^"]*RUN[^"]*"' "$KLOG" || true; }
+# make_stages_context DIR: a Dockerfile context in DIR (also $ctx) building on $B in four
+# stages, one RUN each (NRUNS=4): base; deps (COPY deps.txt) and build (COPY src/: main.txt,
+# helper.txt), both from base; a final stage copying from deps and build.
+make_stages_context() {
+  ctx=$1
+  mkdir -p "$ctx/src"
+  echo "dependency list" >"$ctx/deps.txt"
+  echo "main source" >"$ctx/src/main.txt"
+  echo "helper source" >"$ctx/src/helper.txt"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $B AS base
+RUN echo base >/base.txt
+FROM base AS deps
+COPY deps.txt /deps.txt
+RUN cat /deps.txt >/deps.out
+FROM base AS build
+COPY src/ /src/
+RUN cat /src/main.txt /src/helper.txt >/app.out
+FROM $B
+COPY --from=deps /deps.out /deps.out
+COPY --from=build /app.out /app.out
+RUN echo final >/final.txt
+DOCKERFILE
+  NRUNS=4
+}
+# assert_rebuilt NAME DIGEST: build NAME (on a fresh daemon, from an imported cache) ran no RUN
+# step, showed its steps as cached and pushed the image DIGEST.
+assert_rebuilt() {
+  [ "$(runs | wc -l)" -eq 0 ] || fail "$1, a rebuild from cache, ran: $(runs)"
+  [ "$(digest_of "$1")" = "$2" ] || fail "$1 pushed $(digest_of "$1"), not $2"
+  assert_contains "$(cat "$WORK/$1.progress")" "CACHED" "$1"
+}

@@ -115,6 +115,12 @@ absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker
         break;
       case pb::Op::kExec:
         name = ExecOp::DisplayName(op.op.exec());
+        if (worker.secret_ids) {
+          for (const pb::Mount& m : op.op.exec().mounts()) {
+            if (m.mounttype() == pb::SECRET) worker.secret_ids->Add(m.secretopt().id());
+          }
+          for (const auto& se : op.op.exec().secretenv()) worker.secret_ids->Add(se.id());
+        }
         v->op = std::make_shared<ExecOp>(worker, op.op.exec(), CacheDigest(op.op),
                                          static_cast<size_t>(op.op.inputs_size()));
         break;

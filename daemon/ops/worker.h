@@ -4,6 +4,8 @@
 // contexts) or from reading the tree. Everything LLB-specific the solver must not know.
 
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,24 @@ class RefResult final : public solver::Result {
 
 const RefResult& AsRef(const solver::ResultPtr& r);
 
+// The secret ids a build's RUN steps mount (as files or environment variables), gathered as
+// its definitions are loaded, for the secret leak guard. Thread-safe.
+class SecretIds {
+ public:
+  void Add(const std::string& id) {
+    std::lock_guard lock(mu_);
+    ids_.insert(id);
+  }
+  std::set<std::string> Get() const {
+    std::lock_guard lock(mu_);
+    return ids_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> ids_;  // guarded by mu_
+};
+
 // Everything an op needs from the daemon for one build. Not owned; outlives the build.
 struct Worker {
   cache::Manager* cache = nullptr;
@@ -57,6 +77,8 @@ struct Worker {
   // This build's per-solve additions (cache key recorder, imported cache); every solve the
   // build makes passes them to the solver.
   solver::Solver::SolveOptions solve;
+  // Where BuildVertices records the secret ids of exec ops (may be null).
+  std::shared_ptr<SecretIds> secret_ids;
 };
 
 // solver::CacheStore over the cache manager's key table.

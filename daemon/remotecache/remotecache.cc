@@ -10,18 +10,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/digest.h"
 #include "base/status.h"
 #include "daemon/image/spec.h"
 #include "daemon/ops/image_source.h"
 #include "daemon/ops/worker.h"
 #include "daemon/registry/reference.h"
 #include "daemon/remotecache/export.h"
+#include "daemon/session/content.h"
 
 namespace kiln::remotecache {
 namespace {
 
 using json = nlohmann::json;
 constexpr int64_t kMaxConfigBytes = 64 << 20;
+// BuildKit's store id of a type=local cache directory on the client.
+constexpr char kLocalStorePrefix[] = "local:";
 
 absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& value) {
   const std::string v = absl::AsciiStrToLower(value);
@@ -41,7 +45,8 @@ absl::StatusOr<registry::Reference> RefAttr(const Entry& entry) {
 }
 
 // The inline cache of an image: its config's records over the image's layers.
-absl::StatusOr<CacheConfig> InlineConfig(const json& config, const registry::ParsedManifest& m) {
+absl::StatusOr<CacheConfig> InlineConfig(const json& config,
+                                         const std::vector<registry::Descriptor>& layers) {
   auto cache = config.find("moby.buildkit.cache.v0");
   if (cache == config.end() || !cache->is_string()) {
     return absl::NotFoundError("the image has no inline cache (moby.buildkit.cache.v0)");
@@ -66,18 +71,169 @@ absl::StatusOr<CacheConfig> InlineConfig(const json& config, const registry::Par
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("image config: ", e.what()));
   }
-  if (diff_ids.size() != m.layers.size()) {
+  if (diff_ids.size() != layers.size()) {
     return absl::InvalidArgumentError("image config and manifest differ in layer count");
   }
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    c.layers.push_back({.blob = m.layers[i].digest,
+  for (size_t i = 0; i < layers.size(); ++i) {
+    c.layers.push_back({.blob = layers[i].digest,
                         .parent = static_cast<int>(i) - 1,
-                        .media_type = m.layers[i].media_type,
+                        .media_type = layers[i].media_type,
                         .diff_id = diff_ids[i],
-                        .size = m.layers[i].size,
+                        .size = layers[i].size,
                         .created_at = i < created.size() ? created[i] : ""});
   }
   return c;
+}
+
+// Reads a config blob whole, from wherever the manifest came from.
+using ReadBlobFn = std::function<absl::StatusOr<std::string>(const registry::Descriptor&)>;
+
+// The cache config manifest `m` (from `name`) describes: a cache manifest (an image manifest
+// whose config is the cache config), a cache index (BuildKit's image-manifest=false: the
+// config is one of its entries, the layers are the others), or an image with inline cache.
+absl::StatusOr<CacheConfig> ConfigOfManifest(const std::string& name,
+                                             const registry::ParsedManifest& m,
+                                             const ReadBlobFn& read) {
+  std::optional<registry::Descriptor> config_desc = m.config;
+  std::vector<registry::Descriptor> layers = m.layers;
+  if (m.IsIndex()) {
+    for (const registry::Descriptor& d : m.manifests) {
+      if (d.media_type == kCacheConfigMediaType) {
+        config_desc = d;
+      } else {
+        layers.push_back(d);
+      }
+    }
+  }
+  if (!config_desc) return absl::InvalidArgumentError(absl::StrCat(name, " has no cache config"));
+  if (config_desc->size > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the cache config of ", name, " is too large"));
+  }
+  KILN_ASSIGN_OR_RETURN(std::string config_bytes, read(*config_desc));
+  if (config_desc->media_type != kCacheConfigMediaType) {
+    json image;
+    try {
+      image = json::parse(config_bytes);
+    } catch (const json::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat("config of ", name, ": ", e.what()));
+    }
+    return InlineConfig(image, layers);
+  }
+  KILN_ASSIGN_OR_RETURN(CacheConfig config, ParseCacheConfig(config_bytes));
+  // The manifest's descriptors are authoritative for media types and sizes.
+  std::map<std::string, const registry::Descriptor*> descs;
+  for (const registry::Descriptor& d : layers) descs[d.digest] = &d;
+  for (CacheLayer& l : config.layers) {
+    auto it = descs.find(l.blob);
+    if (it == descs.end()) continue;
+    l.media_type = it->second->media_type;
+    l.size = it->second->size;
+    if (l.diff_id.empty()) {
+      auto a = it->second->annotations.find(kAnnotationUncompressed);
+      if (a != it->second->annotations.end()) l.diff_id = a->second;
+    }
+  }
+  return config;
+}
+
+// Copies blob `d` from the client's store into this daemon's, resuming a partial copy and
+// verifying the digest before the blob becomes visible.
+absl::Status FetchFromClient(const Context& ctx, const session::ClientContentStore& from,
+                             const image::Descriptor& d, content::Store& to) {
+  if (!IsSha256Digest(d.digest)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid digest \"", d.digest, "\""));
+  }
+  if (to.Has(d.digest)) return absl::OkStatus();
+  auto opened = to.OpenWriter(ctx, absl::StrCat("fetch-", d.digest), d.digest, d.size);
+  if (absl::IsAlreadyExists(opened.status())) return absl::OkStatus();
+  KILN_RETURN_IF_ERROR(opened.status());
+  std::unique_ptr<content::Writer> writer = *std::move(opened);
+  const int64_t limit = d.size > 0 ? d.size - writer->offset() : INT64_MAX;
+  absl::Status st = from.Read(ctx, d.digest, writer->offset(), limit,
+                              [&writer](std::string_view chunk) { return writer->Write(chunk); });
+  if (st.ok()) st = writer->Commit();
+  if (st.ok()) return st;
+  // A cancelled copy keeps its partial data for the next attempt; a failed one leaves nothing.
+  if (ctx.Cancelled()) return ctx.Check("fetch blob");
+  writer->Abort();
+  return Annotate(st, absl::StrCat("blob ", d.digest, " from ", from.store_id()));
+}
+
+// Where a cache export goes: a registry repository or a directory on the client. Each
+// callback writes from this daemon's content store.
+struct CacheTarget {
+  std::function<absl::Status(const Context&, const blobs::Layer&)> layer;
+  std::function<absl::Status(const Context&, const image::Descriptor&, const std::string& bytes)>
+      config;
+  // Returns the manifest's digest.
+  std::function<absl::StatusOr<std::string>(const Context&, const std::string& manifest)> manifest;
+};
+
+absl::StatusOr<CacheTarget> RegistryTarget(const Deps& deps, const Entry& entry) {
+  if (!deps.registry) return absl::FailedPreconditionError("no registry client for cache export");
+  KILN_ASSIGN_OR_RETURN(registry::Reference ref, RefAttr(entry));
+  if (!ref.digest.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache ref ", ref.String(), ": export needs a tag, not a digest"));
+  }
+  std::shared_ptr<registry::Registry> reg = deps.registry;
+  content::Store* content = deps.content;
+  auto push = [reg, ref, content](const Context& ctx, const image::Descriptor& d,
+                                  std::optional<std::string> mount) {
+    return reg->PushBlob(
+        ctx, ref,
+        registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
+        *content, std::move(mount));
+  };
+  return CacheTarget{
+      .layer =
+          [push, ref](const Context& ctx, const blobs::Layer& l) {
+            std::optional<std::string> mount;
+            if (l.domain == ref.domain && !l.path.empty() && l.path != ref.path) mount = l.path;
+            return Annotate(push(ctx, l.desc, mount),
+                            absl::StrCat("push cache layer ", l.desc.digest, " to ", ref.Name()));
+          },
+      .config =
+          [push, ref, content](const Context& ctx, const image::Descriptor& d,
+                               const std::string& bytes) {
+            KILN_RETURN_IF_ERROR(content->Put(bytes, d.digest).status());
+            return Annotate(push(ctx, d, std::nullopt),
+                            absl::StrCat("push cache config to ", ref.Name()));
+          },
+      .manifest =
+          [reg, ref](const Context& ctx, const std::string& manifest) {
+            return reg->PushManifest(ctx, ref, image::ManifestMediaType(true), manifest);
+          }};
+}
+
+absl::StatusOr<CacheTarget> LocalTarget(const Deps& deps, const Entry& entry) {
+  auto dest = entry.attrs.find("dest");
+  if (dest == entry.attrs.end() || dest->second.empty()) {
+    return absl::InvalidArgumentError("cache type=local needs dest=DIR");
+  }
+  if (!deps.session) {
+    return absl::FailedPreconditionError("cache type=local needs the client's session");
+  }
+  auto store = std::make_shared<session::ClientContentStore>(
+      deps.session, absl::StrCat(kLocalStorePrefix, dest->second));
+  content::Store* content = deps.content;
+  auto write = [store](const Context& ctx, const image::Descriptor& d, const std::string& bytes) {
+    return store->WriteBlob(ctx, d.digest, bytes);
+  };
+  return CacheTarget{
+      .layer =
+          [store, content](const Context& ctx, const blobs::Layer& l) {
+            KILN_ASSIGN_OR_RETURN(std::filesystem::path path, content->BlobPath(l.desc.digest));
+            return Annotate(store->WriteFile(ctx, l.desc.digest, l.desc.size, path),
+                            absl::StrCat("write cache layer ", l.desc.digest));
+          },
+      .config = write,
+      .manifest = [write](const Context& ctx,
+                          const std::string& manifest) -> absl::StatusOr<std::string> {
+        const image::Descriptor d = image::DescriptorOf(image::ManifestMediaType(true), manifest);
+        KILN_RETURN_IF_ERROR(write(ctx, d, manifest));
+        return d.digest;
+      }};
 }
 
 }  // namespace
@@ -88,62 +244,79 @@ bool Importer::empty() const {
 }
 
 absl::Status Importer::Add(const Context& ctx, const Entry& entry) {
-  if (entry.type != "registry") {
-    return absl::UnimplementedError(
-        absl::StrCat("cache import type=", entry.type, " is not supported by kilnd (registry is)"));
-  }
+  if (entry.type == "registry") return AddRegistry(ctx, entry);
+  if (entry.type == "local") return AddLocal(ctx, entry);
+  return absl::UnimplementedError(absl::StrCat(
+      "cache import type=", entry.type, " is not supported by kilnd (registry and local are)"));
+}
+
+absl::Status Importer::AddRegistry(const Context& ctx, const Entry& entry) {
   if (!deps_.registry) return absl::FailedPreconditionError("no registry client for cache import");
   KILN_ASSIGN_OR_RETURN(registry::Reference ref, RefAttr(entry));
   KILN_ASSIGN_OR_RETURN(registry::ResolveResult r, deps_.registry->Resolve(ctx, ref));
   KILN_ASSIGN_OR_RETURN(registry::ParsedManifest m,
                         registry::ParseManifest(r.manifest_bytes, r.manifest.media_type));
-  if (!m.config) return absl::InvalidArgumentError(absl::StrCat(ref.String(), " has no config"));
-  if (m.config->size > kMaxConfigBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the cache config of ", ref.String(), " is too large"));
-  }
   std::shared_ptr<registry::Registry> reg = deps_.registry;
-  KILN_RETURN_IF_ERROR(
-      reg->FetchBlob(ctx, registry::WithDigest(ref, m.config->digest), *m.config, *deps_.content));
-  KILN_ASSIGN_OR_RETURN(std::string config_bytes,
-                        deps_.content->Read(m.config->digest, kMaxConfigBytes));
-  CacheConfig config;
-  if (m.config->media_type == kCacheConfigMediaType) {
-    KILN_ASSIGN_OR_RETURN(config, ParseCacheConfig(config_bytes));
-    // The manifest's descriptors are authoritative for media types and sizes.
-    std::map<std::string, const registry::Descriptor*> descs;
-    for (const registry::Descriptor& d : m.layers) descs[d.digest] = &d;
-    for (CacheLayer& l : config.layers) {
-      auto it = descs.find(l.blob);
-      if (it == descs.end()) continue;
-      l.media_type = it->second->media_type;
-      l.size = it->second->size;
-      if (l.diff_id.empty()) {
-        auto a = it->second->annotations.find(kAnnotationUncompressed);
-        if (a != it->second->annotations.end()) l.diff_id = a->second;
-      }
-    }
-  } else {
-    json image;
-    try {
-      image = json::parse(config_bytes);
-    } catch (const json::exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat("config of ", ref.String(), ": ", e.what()));
-    }
-    KILN_ASSIGN_OR_RETURN(config, InlineConfig(image, m));
-  }
-  auto source = std::make_shared<Source>();
-  source->name = ref.FamiliarString();
-  KILN_ASSIGN_OR_RETURN(source->index, IndexByKey(config));
-  source->domain = ref.domain;
-  source->path = ref.path;
   content::Store* store = deps_.content;
-  source->fetch = [reg, ref, store](const Context& c, const image::Descriptor& d) {
-    return reg->FetchBlob(
-        c, registry::WithDigest(ref, d.digest),
-        registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
-        *store);
-  };
+  KILN_ASSIGN_OR_RETURN(
+      CacheConfig config,
+      ConfigOfManifest(ref.String(), m,
+                       [&](const registry::Descriptor& d) -> absl::StatusOr<std::string> {
+                         KILN_RETURN_IF_ERROR(
+                             reg->FetchBlob(ctx, registry::WithDigest(ref, d.digest), d, *store));
+                         return store->Read(d.digest, kMaxConfigBytes);
+                       }));
+  return AddSource(
+      ref.FamiliarString(), config,
+      [reg, ref, store](const Context& c, const image::Descriptor& d) {
+        return reg->FetchBlob(
+            c, registry::WithDigest(ref, d.digest),
+            registry::Descriptor{.media_type = d.media_type, .digest = d.digest, .size = d.size},
+            *store);
+      },
+      ref.domain, ref.path);
+}
+
+absl::Status Importer::AddLocal(const Context& ctx, const Entry& entry) {
+  auto src = entry.attrs.find("src");
+  if (src == entry.attrs.end() || src->second.empty()) {
+    return absl::InvalidArgumentError("cache type=local needs src=DIR");
+  }
+  auto digest = entry.attrs.find("digest");
+  if (digest == entry.attrs.end() || digest->second.empty()) {
+    return absl::InvalidArgumentError(
+        "cache type=local needs digest= (clients read it from DIR/index.json)");
+  }
+  if (!deps_.session) {
+    return absl::FailedPreconditionError("cache type=local needs the client's session");
+  }
+  auto from = std::make_shared<session::ClientContentStore>(
+      deps_.session, absl::StrCat(kLocalStorePrefix, src->second));
+  KILN_ASSIGN_OR_RETURN(std::string manifest_bytes,
+                        from->ReadBlob(ctx, digest->second, kMaxConfigBytes));
+  KILN_ASSIGN_OR_RETURN(registry::ParsedManifest m, registry::ParseManifest(manifest_bytes, ""));
+  const std::string name = absl::StrCat("local cache ", src->second);
+  KILN_ASSIGN_OR_RETURN(CacheConfig config,
+                        ConfigOfManifest(name, m, [&](const registry::Descriptor& d) {
+                          return from->ReadBlob(ctx, d.digest, kMaxConfigBytes);
+                        }));
+  content::Store* to = deps_.content;
+  return AddSource(
+      name, config,
+      [from, to](const Context& c, const image::Descriptor& d) {
+        return FetchFromClient(c, *from, d, *to);
+      },
+      "", "");
+}
+
+absl::Status Importer::AddSource(std::string name, const CacheConfig& config, FetchFn fetch,
+                                 std::string domain, std::string path) {
+  KILN_ASSIGN_OR_RETURN(Index index, IndexByKey(config));
+  auto source = std::make_shared<Source>(Source{.name = std::move(name),
+                                                .index = std::move(index),
+                                                .fetch = std::move(fetch),
+                                                .domain = std::move(domain),
+                                                .path = std::move(path)});
   std::lock_guard lock(mu_);
   sources_.push_back(std::move(source));
   return absl::OkStatus();
@@ -216,15 +389,15 @@ absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx, co
                                                           const solver::KeyRecorder& recorder,
                                                           const std::string& root_key,
                                                           const Entry& entry) {
-  if (entry.type != "registry") {
-    return absl::UnimplementedError(absl::StrCat(
-        "cache export type=", entry.type, " is not supported by kilnd (registry and inline are)"));
-  }
-  if (!deps.registry) return absl::FailedPreconditionError("no registry client for cache export");
-  KILN_ASSIGN_OR_RETURN(registry::Reference ref, RefAttr(entry));
-  if (!ref.digest.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cache ref ", ref.String(), ": export needs a tag, not a digest"));
+  CacheTarget target;
+  if (entry.type == "registry") {
+    KILN_ASSIGN_OR_RETURN(target, RegistryTarget(deps, entry));
+  } else if (entry.type == "local") {
+    KILN_ASSIGN_OR_RETURN(target, LocalTarget(deps, entry));
+  } else {
+    return absl::UnimplementedError(
+        absl::StrCat("cache export type=", entry.type,
+                     " is not supported by kilnd (registry, local and inline are)"));
   }
   bool max = false;
   blobs::Options bo{.oci_media_types = true};
@@ -266,15 +439,7 @@ absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx, co
   if (built.config.layers.empty()) return std::map<std::string, std::string>{};
   std::vector<image::Descriptor> layer_descs;
   for (const blobs::Layer& l : built.layers) {
-    std::optional<std::string> mount;
-    if (l.domain == ref.domain && !l.path.empty() && l.path != ref.path) mount = l.path;
-    KILN_RETURN_IF_ERROR(Annotate(
-        deps.registry->PushBlob(
-            ctx, ref,
-            registry::Descriptor{
-                .media_type = l.desc.media_type, .digest = l.desc.digest, .size = l.desc.size},
-            *deps.content, mount),
-        absl::StrCat("push cache layer ", l.desc.digest, " to ", ref.Name())));
+    KILN_RETURN_IF_ERROR(target.layer(ctx, l));
     image::Descriptor d = l.desc;
     d.annotations[kAnnotationUncompressed] = l.diff_id;
     if (l.created_at_ns > 0) d.annotations[kAnnotationCreatedAt] = FormatCreatedAt(l.created_at_ns);
@@ -282,18 +447,9 @@ absl::StatusOr<std::map<std::string, std::string>> Export(const Context& ctx, co
   }
   const std::string config_bytes = ToJson(built.config);
   const image::Descriptor config = image::DescriptorOf(kCacheConfigMediaType, config_bytes);
-  KILN_RETURN_IF_ERROR(deps.content->Put(config_bytes, config.digest).status());
-  KILN_RETURN_IF_ERROR(Annotate(
-      deps.registry->PushBlob(
-          ctx, ref,
-          registry::Descriptor{
-              .media_type = config.media_type, .digest = config.digest, .size = config.size},
-          *deps.content),
-      absl::StrCat("push cache config to ", ref.Name())));
+  KILN_RETURN_IF_ERROR(target.config(ctx, config, config_bytes));
   KILN_ASSIGN_OR_RETURN(std::string manifest, image::MakeManifest(config, layer_descs, true));
-  KILN_ASSIGN_OR_RETURN(
-      std::string digest,
-      deps.registry->PushManifest(ctx, ref, image::ManifestMediaType(true), manifest));
+  KILN_ASSIGN_OR_RETURN(std::string digest, target.manifest(ctx, manifest));
   json desc = {
       {"mediaType", image::ManifestMediaType(true)}, {"digest", digest}, {"size", manifest.size()}};
   return std::map<std::string, std::string>{{"cache.manifest", desc.dump()}};

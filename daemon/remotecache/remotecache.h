@@ -6,6 +6,10 @@
 //       config, pushed to R; import: R (a cache manifest, or an image with inline cache)
 //   type=inline  export: the records of the result, in the pushed image's config
 //       ("moby.buildkit.cache.v0"); import through type=registry,ref=IMAGE
+//   type=local,dest=DIR / src=DIR,digest=D
+//       the same blobs and manifest in an OCI layout on the client's machine, read and written
+//       through the build's session (the client serves containerd's content service for DIR,
+//       resolves D from DIR/index.json and updates it after an export)
 // Import is lazy: imported records answer the solver's cache misses (Importer is the solver's
 // fallback CacheStore), and only the layers of results the build needs are downloaded, each
 // unpacked once and shared by chain id with pulled images. A source that cannot be read, or a
@@ -25,6 +29,7 @@
 #include "daemon/content/store.h"
 #include "daemon/registry/registry.h"
 #include "daemon/remotecache/config.h"
+#include "daemon/session/session.h"
 #include "daemon/solver/types.h"
 
 namespace kiln::remotecache {
@@ -38,7 +43,8 @@ struct Entry {
 struct Deps {
   cache::Manager* cache = nullptr;
   content::Store* content = nullptr;
-  std::shared_ptr<registry::Registry> registry;  // the build's client (its credentials)
+  std::shared_ptr<registry::Registry> registry;     // the build's client (its credentials)
+  std::shared_ptr<const session::Session> session;  // the build's session (type=local)
 };
 
 // The solver's fallback for a build with cache imports. Thread-safe.
@@ -64,12 +70,18 @@ class Importer final : public solver::CacheStore {
                                                  const std::string& fast) override;
 
  private:
+  // Downloads a layer blob of the source into the daemon's content store.
+  using FetchFn = std::function<absl::Status(const Context&, const image::Descriptor&)>;
   struct Source {
     std::string name;  // for messages: "registry cache 127.0.0.1:5000/app:cache"
     Index index;
-    std::function<absl::Status(const Context&, const image::Descriptor&)> fetch;
-    std::string domain, path;  // the repository blobs come from
+    FetchFn fetch;
+    std::string domain, path;  // the repository blobs come from ("" for a local cache)
   };
+  absl::Status AddRegistry(const Context& ctx, const Entry& entry);
+  absl::Status AddLocal(const Context& ctx, const Entry& entry);
+  absl::Status AddSource(std::string name, const CacheConfig& config, FetchFn fetch,
+                         std::string domain, std::string path);
   absl::StatusOr<std::vector<solver::ResultPtr>> Materialize(const Context& ctx,
                                                              const Source& source,
                                                              const std::string& key,
@@ -81,8 +93,10 @@ class Importer final : public solver::CacheStore {
   std::vector<std::shared_ptr<const Source>> sources_;  // guarded by mu_
 };
 
-// Exports the cache of the result with key `root_key` as `entry` says (type=registry; inline is
-// written by the image exporter through InlineCacheForImage). Returns response entries.
+// Exports the cache of the result with key `root_key` as `entry` says (type=registry or local;
+// inline is written by the image exporter through InlineCacheForImage). Returns response
+// entries: "cache.manifest", the manifest's descriptor as JSON (a local cache's client names it
+// in DIR/index.json).
 [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> Export(
     const Context& ctx, const Deps& deps, const solver::KeyRecorder& recorder,
     const std::string& root_key, const Entry& entry);

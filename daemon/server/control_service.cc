@@ -17,6 +17,7 @@
 #include "daemon/ops/vertices.h"
 #include "daemon/ops/worker.h"
 #include "daemon/remotecache/remotecache.h"
+#include "daemon/server/secret_guard.h"
 #include "daemon/util/logging.h"
 #include "kiln_version.h"
 #include "llb/load.h"
@@ -350,6 +351,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
                             WorkerForBuild(*o.base, req.session(),
                                            {req.entitlements().begin(), req.entitlements().end()}));
       worker.solve = solve_;
+      worker.secret_ids = secret_ids_;
       KILN_ASSIGN_OR_RETURN(
           frontend::FrontendResult fr,
           frontend::SolveDockerfile(
@@ -365,7 +367,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
           .inputs = {req.frontendinputs().begin(), req.frontendinputs().end()},
           .no_cache = req.frontendattrs().contains("no-cache"),
           .entitlements = {req.entitlements().begin(), req.entitlements().end()},
-          .solve = solve_};
+          .solve = solve_,
+          .secret_ids = secret_ids_};
       auto build = std::make_shared<GatewayBuild>(ctx_, std::move(params), progress);
       o.gateway->Register(req.ref(), build);
       auto result = build->WaitReturn();
@@ -377,6 +380,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
                           WorkerForBuild(*o.base, req.session(),
                                          {req.entitlements().begin(), req.entitlements().end()}));
     bool no_cache = req.frontendattrs().contains("no-cache");
+    worker.secret_ids = secret_ids_;
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
     KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
@@ -399,6 +403,14 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     return out;
   }
 
+  // Where a cache entry points, for progress: its ref or its directory ("" if neither).
+  static std::string CacheEntryPlace(const remotecache::Entry& e) {
+    for (const char* attr : {"ref", "src", "dest"}) {
+      if (auto it = e.attrs.find(attr); it != e.attrs.end()) return it->second;
+    }
+    return "";
+  }
+
   // Reads every cache import the request asks for; a source that cannot be read is a warning.
   absl::Status ImportCaches(const std::shared_ptr<BuildProgress>& progress_ptr,
                             const std::vector<remotecache::Entry>& imports,
@@ -411,8 +423,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
           progress_ptr->Warn(v, {.short_message = message});
         });
     for (const remotecache::Entry& e : imports) {
-      auto ref = e.attrs.find("ref");
-      const std::string source = ref != e.attrs.end() ? ref->second : "type=" + e.type;
+      std::string source = CacheEntryPlace(e);
+      if (source.empty()) source = "type=" + e.type;
       solver::Vertex v = StepVertex(absl::StrCat("importing cache manifest from ", source));
       progress.Started(v);
       absl::Status st = importer->Add(ctx_, e);
@@ -426,6 +438,66 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     }
     if (!importer->empty()) solve_.fallback = importer;
     return absl::OkStatus();
+  }
+
+  // The secret leak guard: before anything leaves the daemon, look for the build's secrets
+  // in what is about to be exported; warn about each hit, or fail with secret-scan=error.
+  absl::Status GuardSecrets(BuildProgress& progress, const BuildResult& built,
+                            const session::Session* session,
+                            const std::vector<remotecache::Entry>& cache_exports) {
+    const std::map<std::string, std::string> attrs(request_->frontendattrs().begin(),
+                                                   request_->frontendattrs().end());
+    KILN_ASSIGN_OR_RETURN(SecretScanMode mode, SecretScanModeOf(attrs));
+    if (mode == SecretScanMode::kOff) return absl::OkStatus();
+    KILN_ASSIGN_OR_RETURN(std::vector<secretscan::Secret> secrets,
+                          BuildSecrets(ctx_, session, secret_ids_->Get(), attrs));
+    if (secrets.empty()) return absl::OkStatus();
+    solver::Vertex v = StepVertex("scanning exports for secrets");
+    progress.Started(v);
+    ScanTargets targets;
+    if (built.ref) targets.result = static_cast<const ops::RefResult&>(*built.ref).ref();
+    if (auto it = built.metadata.find("containerimage.config"); it != built.metadata.end()) {
+      targets.image_config = it->second;
+    }
+    // A mode=max cache export also carries every stage's results.
+    const bool max = std::any_of(cache_exports.begin(), cache_exports.end(), [](const auto& e) {
+      auto m = e.attrs.find("mode");
+      return m != e.attrs.end() && m->second == "max";
+    });
+    std::vector<solver::ResultPtr> keep;
+    if (max) {
+      for (const auto& [key, record] : recorder_->Records()) {
+        for (const solver::ResultPtr& r : record.results) {
+          if (const cache::ImmutableRef* ref = ops::AsRef(r).ref()) {
+            targets.cache_results.push_back(ref);
+            keep.push_back(r);
+          }
+        }
+      }
+    }
+    absl::StatusOr<std::vector<secretscan::Finding>> found =
+        ScanExports(ctx_, *service_.options_.base->worker.cache, targets, secrets);
+    if (!found.ok()) {
+      progress.Completed(v, false, found.status());
+      return found.status();
+    }
+    for (const secretscan::Finding& f : *found) {
+      progress.Warn(
+          v, {.short_message = absl::StrCat(
+                  "secret leak: ", secretscan::Describe(f),
+                  mode == SecretScanMode::kError ? "" : " (secret-scan=error fails such builds)")});
+    }
+    absl::Status st;
+    if (!found->empty() && mode == SecretScanMode::kError) {
+      st = absl::FailedPreconditionError(
+          absl::StrCat("secret-scan=error: ", secretscan::Describe(found->front()),
+                       found->size() > 1 ? absl::StrCat(" (and ", found->size() - 1, " more)") : "",
+                       "; nothing was exported"));
+    }
+    Logger("server")->info("build {}: secret scan of {} secret(s): {} finding(s)", request_->ref(),
+                           secrets.size(), found->size());
+    progress.Completed(v, false, st);
+    return st;
   }
 
   absl::Status Solve(const std::shared_ptr<BuildProgress>& progress_ptr) {
@@ -452,8 +524,19 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     // The build's registry client (authenticating as its client) for pushes and cache
     // imports; entitlements were checked when the result was built.
     KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*o.base, req.session(), {}));
-    const remotecache::Deps cache_deps{
-        .cache = o.base->worker.cache, .content = worker.content, .registry = worker.registry};
+    // A type=local cache lives on the client's machine and is reached through its session;
+    // without one, those entries fail (imports with a warning).
+    std::shared_ptr<session::Session> session;
+    auto is_local = [](const remotecache::Entry& e) { return e.type == "local"; };
+    if (std::any_of(cache.imports.begin(), cache.imports.end(), is_local) ||
+        std::any_of(cache.exports.begin(), cache.exports.end(), is_local)) {
+      auto s = o.base->worker.sessions->Get(ctx_, req.session(), std::chrono::milliseconds(5000));
+      if (s.ok()) session = *std::move(s);
+    }
+    const remotecache::Deps cache_deps{.cache = o.base->worker.cache,
+                                       .content = worker.content,
+                                       .registry = worker.registry,
+                                       .session = session};
     solve_.recorder = recorder_;
     if (!cache.imports.empty()) {
       KILN_RETURN_IF_ERROR(ImportCaches(progress_ptr, cache.imports, cache_deps));
@@ -479,8 +562,11 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
            0});
     }
     if (exports.empty() && cache.exports.empty()) return absl::OkStatus();
-    KILN_ASSIGN_OR_RETURN(auto session, o.base->worker.sessions->Get(
-                                            ctx_, req.session(), std::chrono::milliseconds(5000)));
+    if (!session) {
+      KILN_ASSIGN_OR_RETURN(session, o.base->worker.sessions->Get(ctx_, req.session(),
+                                                                  std::chrono::milliseconds(5000)));
+    }
+    KILN_RETURN_IF_ERROR(GuardSecrets(progress, built, session.get(), cache.exports));
     exporter::ExportDeps deps{
         .cache = o.base->worker.cache,
         .session = session.get(),
@@ -521,9 +607,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     }
     for (const remotecache::Entry& e : cache.exports) {
       if (e.type == "inline") continue;  // written into the image by its exporter
-      auto ref = e.attrs.find("ref");
-      solver::Vertex v = StepVertex(absl::StrCat("exporting cache to ", e.type,
-                                                 ref != e.attrs.end() ? " " + ref->second : ""));
+      const std::string place = CacheEntryPlace(e);
+      solver::Vertex v =
+          StepVertex(absl::StrCat("exporting cache to ", e.type, place.empty() ? "" : " " + place));
       progress.Started(v);
       absl::Status st;
       if (!root_key) {
@@ -553,6 +639,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
   Context ctx_;
   // The build's cache: what its solves learned, and the caches it imports.
   std::shared_ptr<solver::KeyRecorder> recorder_ = std::make_shared<solver::KeyRecorder>();
+  std::shared_ptr<ops::SecretIds> secret_ids_ = std::make_shared<ops::SecretIds>();
   solver::Solver::SolveOptions solve_;
 };
 

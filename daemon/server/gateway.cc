@@ -251,6 +251,7 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
       KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
                                                                build->params().entitlements));
       worker.solve = build->params().solve;
+      worker.secret_ids = build->params().secret_ids;
       frontend::FrontendRequest freq{
           .attrs = {req->frontendopt().begin(), req->frontendopt().end()},
           .inputs = {req->frontendinputs().begin(), req->frontendinputs().end()},
@@ -281,6 +282,7 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
     KILN_ASSIGN_OR_RETURN(ops::Worker worker, WorkerForBuild(*options_.base, build->session_id(),
                                                              build->params().entitlements));
     worker.solve = build->params().solve;
+    worker.secret_ids = build->params().secret_ids;
     bool no_cache = build->params().no_cache || req->frontendopt().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));

@@ -61,6 +61,7 @@ class GatewayBuild {
     bool no_cache = false;                         // frontend attr "no-cache"
     std::vector<std::string> entitlements;         // SolveRequest.Entitlements
     solver::Solver::SolveOptions solve;            // the build's recorder and imported cache
+    std::shared_ptr<ops::SecretIds> secret_ids;    // the build's secret ids (leak guard)
   };
   GatewayBuild(Context ctx, Params params, std::shared_ptr<BuildProgress> progress)
       : ctx_(std::move(ctx)), params_(std::move(params)), progress_(std::move(progress)) {}
