@@ -14,6 +14,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/auth.h"
 #include "client/filesync.h"
@@ -78,6 +79,28 @@ std::string MetadataJson(const std::map<std::string, std::string>& response) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> ExpandOutputs(const BuildFlags& flags) {
+  std::vector<std::string> out = flags.outputs;
+  if (flags.push && flags.tags.empty()) {
+    return absl::InvalidArgumentError("--push needs an image name: add -t NAME");
+  }
+  if (!flags.tags.empty()) {
+    // One image output for every name, as buildx's -t (names with commas are quoted).
+    std::string names;
+    for (const std::string& t : flags.tags) {
+      if (t.empty()) return absl::InvalidArgumentError("-t: empty image name");
+      absl::StrAppend(&names, names.empty() ? "" : ",", t);
+    }
+    out.push_back(absl::StrCat("type=image,\"name=", names, "\"", flags.push ? ",push=true" : ""));
+  }
+  if (!flags.load_to.empty()) {
+    std::string o = absl::StrCat("type=docker,dest=", flags.load_to);
+    if (!flags.tags.empty()) absl::StrAppend(&o, ",\"name=", absl::StrJoin(flags.tags, ","), "\"");
+    out.push_back(std::move(o));
+  }
+  return out;
+}
 
 int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istream& in) {
   // Flags first: nothing is sent until they all make sense.
@@ -145,7 +168,9 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   }
   std::vector<OutputTarget> targets;
   std::vector<v1::Exporter> exporters;
-  for (const std::string& o : flags.outputs) {
+  absl::StatusOr<std::vector<std::string>> outputs = ExpandOutputs(flags);
+  if (!outputs.ok()) return Fail(std::string(outputs.status().message()));
+  for (const std::string& o : *outputs) {
     std::map<std::string, std::string> attrs;
     std::vector<std::string> fields;
     if (!SplitCsv(o, fields)) return Fail(absl::StrCat("--output ", o, ": unbalanced quotes"));

@@ -5,7 +5,9 @@
 #include <iostream>
 #include <map>
 #include <string>
+
 #include <vector>
+#include "absl/status/statusor.h"
 
 #include "client/connection.h"
 
@@ -38,7 +40,16 @@ struct BuildFlags {
   // type=registry,ref=REF.
   std::vector<std::string> cache_exports;
   std::vector<std::string> cache_imports;
+  // buildx shorthands: -t NAME (an image output named NAME; repeatable), --push (push it),
+  // --load-to FILE (a `docker load` tarball of it in FILE).
+  std::vector<std::string> tags;
+  bool push = false;
+  std::string load_to;
 };
+
+// The outputs `flags` ask for, with the buildx shorthands expanded into --output entries.
+// INVALID_ARGUMENT when --push has no -t to push.
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> ExpandOutputs(const BuildFlags& flags);
 
 // Runs the build (reading the Definition from `in` unless a frontend is used); returns the
 // process exit code.

@@ -309,6 +309,12 @@ int main(int argc, char** argv) {
   build->add_option("-o,--output", bf.outputs,
                     "where the result goes: type=local,dest=DIR, type=tar,dest=FILE|-, "
                     "type=image,name=NAME[,push=true], type=oci|docker,dest=FILE|-[,name=NAME]");
+  build->add_option("-t,--tag", bf.tags,
+                    "name the image (repeatable): adds type=image,name=NAME to the outputs");
+  build->add_flag("--push", bf.push, "push the image named by -t");
+  build->add_option("--load-to", bf.load_to,
+                    "write the image as a `docker load` tarball to FILE (kiln has no Docker engine "
+                    "to load into)");
   build->add_option("--metadata-file", bf.metadata_file,
                     "write the exporters' response (e.g. containerimage.digest) to FILE as JSON");
   build->add_option("--progress", bf.progress,

@@ -230,6 +230,17 @@ rc=0; web_build web-404 || rc=$?
 assert_contains "$(cat "$WORK/web-404.progress")" "404" "status error"
 pass "ADD with a wrong --checksum or a missing URL fails clearly"
 
+# ---- buildx shorthands: -t, --push, --load-to --------------------------------------------------
+k build --progress quiet -t "$REGISTRY/tagged/app:1" -t "$REGISTRY/tagged/app:latest" --push \
+  --load-to "$WORK/load.tar" "$go" || fail "kiln build -t --push --load-to failed"
+for tag in 1 latest; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "Accept: application/vnd.docker.distribution.manifest.v2+json" "http://$REGISTRY/v2/tagged/app/manifests/$tag")
+  [ "$code" = 200 ] || fail "-t ...:$tag --push did not push (HTTP $code)"
+done
+assert_contains "$(tar xOf "$WORK/load.tar" manifest.json)" "tagged/app:1" "--load-to tarball"
+pass "kiln build -t NAME --push pushes every tag; --load-to writes a docker-load tarball"
+
 # ---- buildctl, when one is available ----------------------------------------------------------
 BUILDCTL=${BUILDCTL:-$(command -v buildctl || true)}
 if [ -n "$BUILDCTL" ] && [ -x "$BUILDCTL" ]; then
