@@ -301,10 +301,23 @@ absl::Status CopyOne(const Context& ctx, int src_root, const std::string& s, int
 
   const std::string src_display = AbsClean(s);
   Resolved sr = ResolveRaw(src_root, src_display, plan.follow);
-  if (sr.err != 0) return PathError(sr.err, "lstat", src_display);
   struct stat src_st;
-  if (int e = internal::LstatAt(sr.loc.dir.get(), sr.loc.name, &src_st); e != 0) {
-    return PathError(e, "lstat", src_display);
+  int src_err = sr.err;
+  if (src_err == 0) src_err = internal::LstatAt(sr.loc.dir.get(), sr.loc.name, &src_st);
+  if (src_err != 0) {
+    // A source that is a symlink to something missing: say so, since links are resolved
+    // inside the source (a context's link out of it leads nowhere).
+    Resolved link = ResolveRaw(src_root, src_display, /*follow_final=*/false);
+    struct stat lst;
+    std::string target;
+    if (src_err == ENOENT && plan.follow && link.err == 0 &&
+        internal::LstatAt(link.loc.dir.get(), link.loc.name, &lst) == 0 && S_ISLNK(lst.st_mode) &&
+        internal::ReadLinkAt(link.loc.dir.get(), link.loc.name, &target) == 0) {
+      return absl::NotFoundError(absl::StrCat(src_display, " is a symlink to ", target,
+                                              ", which is not in the source (links are "
+                                              "followed only inside it)"));
+    }
+    return PathError(src_err, "lstat", src_display);
   }
 
   std::optional<struct stat> dest_st;

@@ -60,6 +60,7 @@ build links "FROM $B
 COPY abs-link rel-link /l/
 COPY root-link/etc/passwd /p"
 contained links
+[ "$rc" -ne 0 ] && assert_contains "$(cat "$WORK/links.progress")" "is a symlink to $WORK/outside/host-secret.txt, which is not in the source" "links"
 pass "symlinks in the context pointing out of it never bring host data in: $(why links)"
 
 build slip "FROM $B
