@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
   CLI::App app{"kilnd: a container image build daemon that speaks BuildKit's API", "kilnd"};
   kiln::Flags flags;
   app.add_option("--addr", flags.addresses,
-                 "listening address (repeatable): unix:///PATH or tcp://HOST:PORT "
+                 "listening address (repeatable): unix:///PATH, tcp://HOST:PORT or fd://[N] "
                  "(default unix:///run/kiln/kilnd.sock)");
   app.add_option("--root", flags.root, "state directory (default /var/lib/kiln)");
   app.add_option("--config", flags.config_path,

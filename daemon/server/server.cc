@@ -1,19 +1,25 @@
 #include "daemon/server/server.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
+#include "grpcpp/server_posix.h"
 
 namespace kiln::server {
 namespace {
@@ -119,9 +125,42 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address) {
       return absl::InvalidArgumentError(
           absl::StrCat("address ", address, ": want tcp://HOST:PORT"));
     }
+  } else if (absl::StartsWith(address, "fd://")) {
+    out.kind = ListenAddress::Kind::kFd;
+    const std::string rest = address.substr(5);
+    if (rest.empty()) {
+      // systemd's protocol: LISTEN_PID names us, LISTEN_FDS counts the sockets from fd 3.
+      const char* pid = std::getenv("LISTEN_PID");
+      const char* n = std::getenv("LISTEN_FDS");
+      int count = 0;
+      if (pid == nullptr || n == nullptr || std::to_string(::getpid()) != pid ||
+          !absl::SimpleAtoi(n, &count) || count <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "address ", address,
+            ": no sockets were passed (LISTEN_PID/LISTEN_FDS are not set "
+            "for this process; start kilnd from a systemd .socket unit, or use fd://N)"));
+      }
+      for (int i = 0; i < count; ++i) out.fds.push_back(3 + i);
+    } else {
+      int fd = -1;
+      if (!absl::SimpleAtoi(rest, &fd) || fd < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("address ", address, ": want fd:// or fd://N"));
+      }
+      out.fds.push_back(fd);
+    }
+    for (int fd : out.fds) {
+      int listening = 0;
+      socklen_t len = sizeof(listening);
+      if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("address ", address, ": fd ", fd, " is not a listening socket"));
+      }
+    }
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address ", address, ": unsupported scheme; want unix:///PATH or tcp://HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address ", address,
+                     ": unsupported scheme; want unix:///PATH, tcp://HOST:PORT or fd://[N]"));
   }
   if (out.kind == ListenAddress::Kind::kUnix && (out.path.empty() || out.path[0] != '/')) {
     return absl::InvalidArgumentError(
@@ -145,7 +184,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   for (const std::string& address : options.addresses) {
     KILN_ASSIGN_OR_RETURN(ListenAddress a, ParseListenAddress(address));
     auto port = std::make_unique<int>(0);
-    if (a.kind == ListenAddress::Kind::kUnix) {
+    if (a.kind == ListenAddress::Kind::kFd) {
+      // Served by accept loops once the server runs (plain gRPC, as buildkitd's fd://).
+      *port = 1;
+    } else if (a.kind == ListenAddress::Kind::kUnix) {
       KILN_RETURN_IF_ERROR(PrepareUnixSocket(a));
       builder.AddListeningPort(absl::StrCat("unix:", a.path), grpc::InsecureServerCredentials(),
                                port.get());
@@ -167,7 +209,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       server->server_->Shutdown();
       return absl::UnavailableError(absl::StrCat("cannot listen on ", a.original));
     }
-    if (a.kind == ListenAddress::Kind::kUnix) {
+    if (a.kind == ListenAddress::Kind::kFd) {
+      for (int fd : a.fds) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        server->fd_listeners_.push_back(fd);
+        server->listening_.push_back(absl::StrCat("fd://", fd));
+      }
+    } else if (a.kind == ListenAddress::Kind::kUnix) {
       server->socket_paths_.push_back(a.path);
       if (::chmod(a.path.c_str(), 0660) != 0) {
         Logger("server")->warn("chmod 0660 {}: {}", a.path, std::strerror(errno));
@@ -178,12 +226,46 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       server->listening_.push_back(absl::StrCat("tcp://", host, ":", *port));
     }
   }
+  if (!server->fd_listeners_.empty()) {
+    server->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (server->wake_fd_ < 0) return ErrnoToStatus(errno, "eventfd");
+    for (int fd : server->fd_listeners_) {
+      server->acceptors_.emplace_back([s = server.get(), fd] { s->AcceptLoop(fd); });
+    }
+  }
   return server;
+}
+
+void Server::AcceptLoop(int listen_fd) {
+  for (;;) {
+    pollfd pfds[2] = {{listen_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(pfds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      Logger("server")->error("poll on fd://{}: {}", listen_fd, std::strerror(errno));
+      return;
+    }
+    if (pfds[1].revents != 0) return;
+    // gRPC's endpoint needs a non-blocking descriptor.
+    const int conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+      Logger("server")->error("accept on fd://{}: {}", listen_fd, std::strerror(errno));
+      continue;
+    }
+    grpc::AddInsecureChannelFromFd(server_.get(), conn);  // takes the descriptor
+  }
 }
 
 void Server::Shutdown(int grace_ms) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof(one));
+    for (std::thread& t : acceptors_) t.join();
+    ::close(wake_fd_);
+    for (int fd : fd_listeners_) ::close(fd);
+  }
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
   server_->Wait();
   for (const std::string& path : socket_paths_) ::unlink(path.c_str());

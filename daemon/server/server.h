@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,13 +25,16 @@ struct TlsFiles {
 
 // One parsed --addr.
 struct ListenAddress {
-  enum class Kind { kUnix, kTcp } kind;
+  enum class Kind { kUnix, kTcp, kFd } kind;
   std::string path;      // kUnix: socket path
   std::string hostport;  // kTcp: host:port
+  std::vector<int> fds;  // kFd: listening sockets handed over (systemd socket activation)
   std::string original;
 };
 
-// Parses "unix:///path", "unix:path", "tcp://host:port"; INVALID_ARGUMENT names the address.
+// Parses "unix:///path", "unix:path", "tcp://host:port", and "fd://" (every socket systemd
+// passed: LISTEN_FDS from fd 3, when LISTEN_PID is this process) or "fd://N" (that one, which
+// must be a listening socket); INVALID_ARGUMENT names the address.
 [[nodiscard]] absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& address);
 
 struct ServerOptions {
@@ -56,9 +60,16 @@ class Server {
 
  private:
   Server() = default;
+  // Accepts connections on a handed-over listening socket and gives each to the gRPC server
+  // until `wake_fd_` is signalled.
+  void AcceptLoop(int listen_fd);
+
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> socket_paths_;
   std::vector<std::string> listening_;
+  std::vector<int> fd_listeners_;       // owned; closed by Shutdown
+  int wake_fd_ = -1;                    // eventfd ending the accept loops
+  std::vector<std::thread> acceptors_;  // joined by Shutdown
   bool shut_down_ = false;
 };
 

@@ -1,5 +1,8 @@
 // In-process tests of kilnd's gRPC surface: real server on a temp unix socket, real client stub.
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -268,6 +271,39 @@ TEST(ServerTest, TcpWithoutTlsNeedsExplicitInsecure) {
   ASSERT_THAT(srv, IsOk());
   EXPECT_THAT((*srv)->listening()[0], ::testing::StartsWith("tcp://127.0.0.1:"));
   EXPECT_NE((*srv)->listening()[0], "tcp://127.0.0.1:0");
+}
+
+TEST(ServerTest, ServesAHandedOverListeningSocket) {
+  // What systemd socket activation gives kilnd: an already listening socket.
+  const std::string path =
+      (fs::path(::testing::TempDir()) / ("kiln_fd_" + std::to_string(std::random_device{}())))
+          .string();
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  UnimplementedService fallback;
+  auto srv = Server::Start({.addresses = {"fd://" + std::to_string(fd)}, .fallback = &fallback});
+  ASSERT_THAT(srv, IsOk());
+  EXPECT_EQ((*srv)->listening()[0], "fd://" + std::to_string(fd));
+  auto stub =
+      v1::Control::NewStub(grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials()));
+  for (int i = 0; i < 3; ++i) {  // several connections, each served
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::InfoResponse resp;
+    grpc::Status st = stub->Info(&ctx, v1::InfoRequest(), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED) << st.error_message();
+  }
+  (*srv)->Shutdown(100);
+  ::unlink(path.c_str());
+  EXPECT_THAT(ParseListenAddress("fd://0"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a listening socket")));
+  EXPECT_THAT(ParseListenAddress("fd://"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LISTEN_FDS")));
 }
 
 namespace gw = moby::buildkit::v1::frontend;
