@@ -8,34 +8,9 @@
 set -euo pipefail
 build=${1:-build}
 work_s=${2:-1}
-KILND=$build/daemon/kilnd KILN=$build/client/kiln MAKE=$build/integration/tools/make-busybox-image
-for b in "$KILND" "$KILN" "$MAKE"; do [ -x "$b" ] || { echo "missing $b: build first" >&2; exit 1; }; done
-command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
-work=$(mktemp -d /tmp/kiln-bench-cache.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
-
-port=$((20000 + RANDOM % 20000))
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $work/storage
-http:
-  addr: 127.0.0.1:$port
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-R=127.0.0.1:$port
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-"$MAKE" --push "$R/library/busybox:latest" >/dev/null
+name=cache
+. "$(dirname "$0")/lib.sh"
+start_busybox_registry
 
 ctx=$work/ctx
 mkdir -p "$ctx"

@@ -475,8 +475,12 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
         }
       }
     }
+    const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<std::vector<secretscan::Finding>> found =
         ScanExports(ctx_, *service_.options_.base->worker.cache, targets, secrets);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
     if (!found.ok()) {
       progress.Completed(v, false, found.status());
       return found.status();
@@ -494,8 +498,8 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
                        found->size() > 1 ? absl::StrCat(" (and ", found->size() - 1, " more)") : "",
                        "; nothing was exported"));
     }
-    Logger("server")->info("build {}: secret scan of {} secret(s): {} finding(s)", request_->ref(),
-                           secrets.size(), found->size());
+    Logger("server")->info("build {}: secret scan of {} secret(s): {} finding(s) in {} ms",
+                           request_->ref(), secrets.size(), found->size(), ms);
     progress.Completed(v, false, st);
     return st;
   }
