@@ -36,7 +36,8 @@ start_proxy() {
   "$FAULT_PROXY" --upstream "$REGISTRY" "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=("$!")
   for _ in $(seq 50); do
-    PROXY=$(sed -n 's/^listening on //p' "$WORK/$name.log")
+    # The log may not exist yet: the background shell creates it.
+    PROXY=$(sed -n 's/^listening on //p' "$WORK/$name.log" 2>/dev/null || true)
     [ -n "$PROXY" ] && return 0
     sleep 0.1
   done
