@@ -96,9 +96,10 @@ std::string DescribeRpcError(const Connection& conn, const grpc::Status& status)
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     std::string detail = status.error_message();
-    return absl::StrCat("cannot reach kilnd at ", conn.address,
-                        detail.empty() ? "" : absl::StrCat(": ", detail),
-                        " (is kilnd running? set --addr, KILN_HOST or BUILDKIT_HOST)");
+    return absl::StrCat(
+        "cannot reach kilnd at ", conn.address, detail.empty() ? "" : absl::StrCat(": ", detail),
+        " (is kilnd running? `kiln daemon start` starts one at the default address; or set "
+        "--addr, KILN_HOST or BUILDKIT_HOST)");
   }
   return absl::StrCat(status.error_message(), " (", conn.address, ")");
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "client/build.h"
 #include "client/connection.h"
+#include "client/daemon.h"
 #include "client/format.h"
 #include "kiln_version.h"
 #include "llb/json.h"
@@ -247,6 +248,50 @@ int CmdPrune(const GlobalFlags& g, const PruneFlags& f) {
   return 0;
 }
 
+// `kiln build` against the default address starts kilnd when none runs there, and says where
+// and how to stop it.
+int EnsureDaemonForBuild(const GlobalFlags& g) {
+  LocalDaemon d;
+  if (ResolveAddress(g.connect.address) != d.address() || SocketAccepts(d.socket)) return 0;
+  auto started = StartLocalDaemon(d);
+  if (!started.ok()) return Fail(started.status().message());
+  if (started->by_us) {
+    std::fprintf(stderr,
+                 "kiln: no kilnd was running at %s, so kiln started one (pid %d, state in %s, "
+                 "log %s). It keeps running for the next builds; stop it with `kiln daemon "
+                 "stop`.\n",
+                 d.address().c_str(), static_cast<int>(started->pid), d.root.c_str(),
+                 d.log().c_str());
+  }
+  return 0;
+}
+
+int CmdDaemon(const std::string& action) {
+  LocalDaemon d;
+  if (action == "start") {
+    auto started = StartLocalDaemon(d);
+    if (!started.ok()) return Fail(started.status().message());
+    std::printf("kilnd %s at %s (pid %d, state in %s, log %s)\n",
+                started->by_us ? "started" : "is already running", d.address().c_str(),
+                static_cast<int>(started->pid), d.root.c_str(), d.log().c_str());
+    return 0;
+  }
+  if (action == "stop") {
+    pid_t pid = LocalDaemonPid(d);
+    if (auto st = StopLocalDaemon(d); !st.ok()) return Fail(st.message());
+    std::printf("kilnd (pid %d) stopped\n", static_cast<int>(pid));
+    return 0;
+  }
+  pid_t pid = LocalDaemonPid(d);
+  if (pid == 0) {
+    std::printf("no kilnd is running on %s\n", d.root.c_str());
+    return 3;
+  }
+  std::printf("kilnd is running (pid %d) at %s, state in %s, log %s\n", static_cast<int>(pid),
+              d.address().c_str(), d.root.c_str(), d.log().c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace kiln::client
 
@@ -292,6 +337,15 @@ int main(int argc, char** argv) {
   prune->add_option("--reserved-space", pf.reserved_space, "keep at least this much, e.g. 10GB");
   prune->add_option("--max-used-space", pf.max_used_space, "prune down to this size, e.g. 20GB");
   prune->add_option("--min-free-space", pf.min_free_space, "prune until this much is free");
+
+  std::string daemon_action;
+  auto* daemon = app.add_subcommand(
+      "daemon",
+      "start, stop or show the local kilnd that `kiln build` starts when none runs "
+      "(at unix:///run/kiln/kilnd.sock, state in /var/lib/kiln)");
+  daemon->add_option("action", daemon_action, "start, stop or status")
+      ->required()
+      ->check(CLI::IsMember({"start", "stop", "status"}));
 
   BuildFlags bf;
   auto* build = app.add_subcommand(
@@ -357,6 +411,10 @@ int main(int argc, char** argv) {
   }
   if (du->parsed()) return CmdDu(g, du_filters, du_verbose);
   if (prune->parsed()) return CmdPrune(g, pf);
-  if (build->parsed()) return RunBuild(g.connect, bf, std::cin);
+  if (daemon->parsed()) return CmdDaemon(daemon_action);
+  if (build->parsed()) {
+    if (int rc = EnsureDaemonForBuild(g); rc != 0) return rc;
+    return RunBuild(g.connect, bf, std::cin);
+  }
   return 1;
 }
