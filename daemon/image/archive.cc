@@ -277,18 +277,21 @@ struct TarState {
 
 la_ssize_t TarWrite(struct archive*, void* client, const void* buf, size_t len) {
   auto* st = static_cast<TarState*>(client);
+  if (!st->status.ok()) return -1;  // the sink failed: it gets nothing more
   st->status = (*st->sink)(std::string_view(static_cast<const char*>(buf), len));
   return st->status.ok() ? static_cast<la_ssize_t>(len) : -1;
 }
 
 absl::Status WriteTar(const Context& ctx, const content::Store& store,
                       const std::vector<Record>& records, const ArchiveSink& sink) {
+  // Declared before the archive, so it outlives it: archive_write_free on an early return
+  // closes the archive, which writes its last block through TarWrite into `state`.
+  TarState state{&sink, absl::OkStatus()};
   std::unique_ptr<struct archive, decltype(&archive_write_free)> a(archive_write_new(),
                                                                    &archive_write_free);
   std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
                                                                          &archive_entry_free);
   if (!a || !e) return absl::ResourceExhaustedError("libarchive: out of memory");
-  TarState state{&sink, absl::OkStatus()};
   auto fail = [&](std::string_view what) {
     if (!state.status.ok()) return state.status;
     const char* msg = archive_error_string(a.get());

@@ -201,6 +201,32 @@ TEST_F(ArchiveTest, MissingBlobFails) {
   ::close(fd);
 }
 
+// A client that stops reading mid-transfer (buildx --load with no docker engine to load into):
+// the export fails with the sink's own error, and the sink hears nothing more once it failed.
+TEST_F(ArchiveTest, SinkFailureMidArchiveIsReported) {
+  std::string noise(300 * 1024, '\0');  // incompressible: the archive spans several blocks
+  uint32_t x = 12345;
+  for (char& c : noise) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
+  WriteAll(dir_ / "rootfs/noise", noise);
+  testing::SetTimes(dir_ / "rootfs", 1700000000);
+  const Descriptor root = MakeImage(true);
+  for (bool docker : {false, true}) {
+    int calls = 0;
+    int calls_after_failure = 0;
+    ArchiveSink sink = [&](std::string_view) -> absl::Status {
+      if (++calls < 2) return absl::OkStatus();
+      if (calls > 2) ++calls_after_failure;
+      return absl::UnavailableError("the client closed the transfer");
+    };
+    absl::Status st = docker ? WriteDockerArchiveTo(Context(), *store_, {.root = root}, sink)
+                             : WriteOciArchiveTo(Context(), *store_, {.root = root}, sink);
+    EXPECT_THAT(st, StatusIs(absl::StatusCode::kUnavailable,
+                             ::testing::Eq("the client closed the transfer")))
+        << (docker ? "docker" : "oci");
+    EXPECT_EQ(calls_after_failure, 0) << (docker ? "docker" : "oci");
+  }
+}
+
 TEST_F(ArchiveTest, SkopeoReadsBothArchives) {
   if (!HaveTool("skopeo")) GTEST_SKIP() << "skopeo not installed";
   const Descriptor oci = MakeImage(true);
