@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -25,9 +26,14 @@ bool Contains(std::string_view haystack, std::string_view needle) {
 std::vector<Secret> Searchable(std::vector<Secret> secrets) {
   std::vector<Secret> out;
   std::set<std::string> seen;
+  auto add = [&](const std::string& id, std::string value) {
+    if (value.size() < kMinSecretBytes || !seen.insert(value).second) return;
+    out.push_back({id, std::move(value)});
+  };
   for (Secret& s : secrets) {
-    if (s.value.size() < kMinSecretBytes || !seen.insert(s.value).second) continue;
-    out.push_back(std::move(s));
+    const std::string trimmed(absl::StripAsciiWhitespace(s.value));
+    add(s.id, std::move(s.value));
+    add(s.id, trimmed);
   }
   return out;
 }
@@ -35,8 +41,12 @@ std::vector<Secret> Searchable(std::vector<Secret> secrets) {
 std::vector<Finding> ScanBytes(std::string_view data, const std::vector<Secret>& secrets,
                                const std::string& where, const std::string& path) {
   std::vector<Finding> out;
+  std::set<std::string_view> ids;
   for (const Secret& s : secrets) {
-    if (Contains(data, s.value)) out.push_back({where, path, s.id});
+    if (!ids.contains(s.id) && Contains(data, s.value)) {
+      ids.insert(s.id);
+      out.push_back({where, path, s.id});
+    }
   }
   return out;
 }

@@ -31,10 +31,13 @@ struct Finding {
   bool operator==(const Finding&) const = default;
 };
 
-// The secrets worth looking for: long enough, each value once.
+// The secrets worth looking for: long enough, each value once. A value with whitespace around
+// it (a secret file written by `echo TOKEN >file` ends in a newline) is also looked for
+// without it, under the same id: a RUN that copies it with "$(cat /run/secrets/ID)" or
+// `read` leaves the whitespace behind.
 std::vector<Secret> Searchable(std::vector<Secret> secrets);
 
-// Hits in `data` (one finding per secret).
+// Hits in `data` (one finding per secret id).
 std::vector<Finding> ScanBytes(std::string_view data, const std::vector<Secret>& secrets,
                                const std::string& where, const std::string& path);
 

@@ -40,6 +40,20 @@ TEST(SearchableTest, DropsShortAndRepeatedValues) {
   EXPECT_EQ(s[0].id, "b");
 }
 
+TEST(SearchableTest, AlsoLooksForAValueWithoutItsSurroundingWhitespace) {
+  auto s = Searchable({{"secret tok", "s3cr3t-v4lue\n"}, {"secret pad", " \t12345\r\n"}});
+  ASSERT_EQ(s.size(), 3u);  // "12345" alone is too short
+  EXPECT_EQ(s[0].value, "s3cr3t-v4lue\n");
+  EXPECT_EQ(s[1].id, "secret tok");
+  EXPECT_EQ(s[1].value, "s3cr3t-v4lue");
+  EXPECT_EQ(s[2].value, " \t12345\r\n");
+  // `printf %s "$(cat /run/secrets/tok)"` drops the newline: still found, once.
+  EXPECT_THAT(ScanBytes("TOKEN=s3cr3t-v4lue;", s, "layer L", "/app.env"),
+              ElementsAre(Finding{"layer L", "/app.env", "secret tok"}));
+  EXPECT_THAT(ScanBytes("s3cr3t-v4lue\n", s, "layer L", "/f"),
+              ElementsAre(Finding{"layer L", "/f", "secret tok"}));
+}
+
 TEST(ScanBytesTest, FindsEachSecretOnce) {
   EXPECT_THAT(ScanBytes("x s3cr3t-v4lue y s3cr3t-v4lue", kSecrets, "image config", "history"),
               ElementsAre(Finding{"image config", "history", "secret tok"}));
