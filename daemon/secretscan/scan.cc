@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::secretscan {
 namespace fs = std::filesystem;
@@ -46,6 +47,49 @@ std::vector<Finding> ScanBytes(std::string_view data, const std::vector<Secret>&
     if (!ids.contains(s.id) && Contains(data, s.value)) {
       ids.insert(s.id);
       out.push_back({where, path, s.id});
+    }
+  }
+  return out;
+}
+
+std::vector<Finding> ScanJson(std::string_view json, const std::vector<Secret>& secrets,
+                              const std::string& where) {
+  const nlohmann::json doc = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return ScanBytes(json, secrets, where, "");
+  std::vector<Finding> out;
+  auto add = [&](std::string_view text, const std::string& path) {
+    for (Finding& f : ScanBytes(text, secrets, where, path)) {
+      if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
+    }
+  };
+  // Every string below `j`, reported as `path`.
+  auto walk = [&](auto& self, const nlohmann::json& j, const std::string& path) -> void {
+    if (j.is_string()) {
+      add(j.get_ref<const std::string&>(), path);
+    } else if (j.is_object()) {
+      for (const auto& [k, v] : j.items()) {
+        add(k, path);
+        self(self, v, path);
+      }
+    } else if (j.is_array()) {
+      for (const nlohmann::json& v : j) self(self, v, path);
+    }
+  };
+  if (!doc.is_object()) {
+    walk(walk, doc, "");
+    return out;
+  }
+  // Members by name; those of "config" (the runtime config: Env, Labels, Cmd, ...) one level
+  // further down.
+  for (const auto& [k, v] : doc.items()) {
+    add(k, "");
+    if (k == "config" && v.is_object()) {
+      for (const auto& [ck, cv] : v.items()) {
+        add(ck, "config");
+        walk(walk, cv, absl::StrCat("config.", ck));
+      }
+    } else {
+      walk(walk, v, k);
     }
   }
   return out;

@@ -41,6 +41,14 @@ std::vector<Secret> Searchable(std::vector<Secret> secrets);
 std::vector<Finding> ScanBytes(std::string_view data, const std::vector<Secret>& secrets,
                                const std::string& where, const std::string& path);
 
+// Hits in the JSON document `json` (an image config): every string in it, keys included, as
+// JSON decodes it, so a value that JSON escapes (a quote, a backslash, a control character) is
+// found too. A finding's path is the member it is under: "history", "config.Env",
+// "config.Labels", ... (one finding per member and secret id). A document that does not parse
+// is searched as bytes (path "").
+std::vector<Finding> ScanJson(std::string_view json, const std::vector<Secret>& secrets,
+                              const std::string& where);
+
 // Hits in the tree at `dir` (a layer in overlay upperdir form): file contents, symlink targets
 // and names. Symlinks are never followed. Files are read in chunks, so a value split across
 // two chunks is still found.

@@ -49,7 +49,7 @@ absl::StatusOr<std::vector<secretscan::Finding>> ScanExports(
   std::vector<secretscan::Finding> out;
   if (secrets.empty()) return out;
   if (!targets.image_config.empty()) {
-    for (auto& f : secretscan::ScanBytes(targets.image_config, secrets, "the image config", "")) {
+    for (auto& f : secretscan::ScanJson(targets.image_config, secrets, "the image config")) {
       out.push_back(std::move(f));
     }
   }

@@ -60,6 +60,30 @@ TEST(ScanBytesTest, FindsEachSecretOnce) {
   EXPECT_THAT(ScanBytes("nothing here", kSecrets, "w", "p"), IsEmpty());
 }
 
+TEST(ScanJsonTest, FindsEscapedValuesAndNamesTheMember) {
+  const std::vector<Secret> secrets = {{"build-arg API_TOKEN", "q\"x\\y-1234"},
+                                       {"secret tok", "s3cr3t-v4lue"}};
+  // The value as JSON writes it, q\"x\\y-1234, is not what the bytes search looks for.
+  const std::string config = R"({
+    "architecture": "amd64",
+    "config": {"Env": ["PATH=/bin", "API_TOKEN=q\"x\\y-1234"], "Labels": {"s3cr3t-v4lue": "1"}},
+    "history": [{"created_by": "ARG API_TOKEN=q\"x\\y-1234"},
+                {"created_by": "RUN |1 API_TOKEN=q\"x\\y-1234 /bin/sh -c true"}]
+  })";
+  EXPECT_THAT(ScanBytes(config, secrets, "the image config", ""),
+              ElementsAre(Finding{"the image config", "", "secret tok"}));
+  EXPECT_THAT(ScanJson(config, secrets, "the image config"),
+              UnorderedElementsAre(Finding{"the image config", "config.Env", "build-arg API_TOKEN"},
+                                   Finding{"the image config", "config.Labels", "secret tok"},
+                                   Finding{"the image config", "history", "build-arg API_TOKEN"}));
+  EXPECT_THAT(ScanJson(R"({"config": {"Env": ["A=b"]}})", secrets, "c"), IsEmpty());
+}
+
+TEST(ScanJsonTest, SearchesBytesWhenTheDocumentDoesNotParse) {
+  EXPECT_THAT(ScanJson("{not json s3cr3t-v4lue", kSecrets, "the image config"),
+              ElementsAre(Finding{"the image config", "", "secret tok"}));
+}
+
 TEST_F(ScanTest, FindsContentsNamesAndSymlinkTargetsWithoutFollowingLinks) {
   Write("app/config", "token=s3cr3t-v4lue\n");
   Write("hunter22.txt", "name only");
