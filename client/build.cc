@@ -338,7 +338,10 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   status.join();
   (*session)->Close();
   if (ssh) ssh->Shutdown();
-  if (!st.ok()) return Fail(DescribeRpcError(*conn, st));
+  if (!st.ok()) {
+    std::fputs(DescribeErrorSources(st).c_str(), stderr);
+    return Fail(DescribeRpcError(*conn, st));
+  }
   std::map<std::string, std::string> response(resp.exporterresponse().begin(),
                                               resp.exporterresponse().end());
   if (absl::Status updated = UpdateLocalCacheIndexes(*local_caches, response); !updated.ok()) {

@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "llb/errdefs.h"
+#include "proto/google/rpc/status.pb.h"
 
 namespace kiln::client {
 namespace {
@@ -102,6 +104,20 @@ std::string DescribeRpcError(const Connection& conn, const grpc::Status& status)
         "--addr, KILN_HOST or BUILDKIT_HOST)");
   }
   return absl::StrCat(status.error_message(), " (", conn.address, ")");
+}
+
+std::string DescribeErrorSources(const grpc::Status& status) {
+  google::rpc::Status details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
+    return "";
+  }
+  std::string out;
+  for (const google::protobuf::Any& any : details.details()) {
+    if (any.type_url() != llb::kSourceDetailType) continue;
+    auto source = llb::ParseSourceDetail(any.value());
+    if (source.ok()) out += llb::FormatSource(*source);
+  }
+  return out;
 }
 
 }  // namespace kiln::client

@@ -37,4 +37,8 @@ struct Connection {
 // could not be reached.
 std::string DescribeRpcError(const Connection& conn, const grpc::Status& status);
 
+// The source excerpts a failed RPC's status details carry (BuildKit's errdefs.Source: e.g. the
+// Dockerfile lines of the step that failed), formatted as buildctl prints them; empty if none.
+std::string DescribeErrorSources(const grpc::Status& status);
+
 }  // namespace kiln::client

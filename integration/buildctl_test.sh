@@ -37,3 +37,28 @@ echo two >"$WORK/ctx/sub/b.txt"
 grep -q CACHED "$WORK/progress" || fail "buildctl rebuild not cached: $(cat "$WORK/progress")"
 tar tf "$WORK/out.tar" | grep -qx "sub/b.txt" || fail "buildctl tarball lacks sub/b.txt"
 pass "buildctl build with --local and --output type=local/tar; the rebuild is cached"
+
+# A Dockerfile error: buildctl prints the lines at fault with context from the status details
+# (errdefs.Source), for a parse error and for a failing RUN step (through buildctl's gateway
+# path, so the details also survive the client's Return).
+mkdir -p "$WORK/df"
+make_busybox_rootfs "$WORK/df/rootfs"
+printf 'FROM scratch\nCOPY rootfs/ /\nRUN echo ok\nRUN echo failing && \\\n    exit 7\nRUN echo never\n' \
+  >"$WORK/df/Dockerfile"
+"$BUILDCTL" --addr "unix://$WORK/k.sock" build --frontend dockerfile.v0 --local context="$WORK/df" \
+  --local dockerfile="$WORK/df" --progress=plain 2>"$WORK/failing.err" &&
+  fail "buildctl: the failing Dockerfile built"
+assert_contains "$(cat "$WORK/failing.err")" "Dockerfile:4
+--------------------
+   3 |     RUN echo ok
+   4 | >>> RUN echo failing && \\
+   5 | >>>     exit 7
+   6 |     RUN echo never
+--------------------
+error: failed to solve:" "buildctl's error for a failing RUN"
+assert_contains "$(cat "$WORK/failing.err")" "exit code: 7" "buildctl's error for a failing RUN"
+printf 'FROM scratch\nFROBNICATE now\n' >"$WORK/df/Dockerfile"
+"$BUILDCTL" --addr "unix://$WORK/k.sock" build --frontend dockerfile.v0 --local context="$WORK/df" \
+  --local dockerfile="$WORK/df" 2>"$WORK/parse.err" && fail "buildctl: the broken Dockerfile built"
+assert_contains "$(cat "$WORK/parse.err")" "   2 | >>> FROBNICATE now" "buildctl's error for a parse error"
+pass "buildctl shows the Dockerfile lines of a failing step and of a parse error"

@@ -109,7 +109,10 @@ absl::StatusOr<const MarshalContext::Marshaled*> MarshalContext::Get(const Verte
   if (auto it = done_.find(&vertex); it != done_.end()) return it->second.get();
   pb::Op op;
   auto marshaled = std::make_unique<Marshaled>();
-  KILN_RETURN_IF_ERROR(vertex.Marshal(*this, &op, &marshaled->metadata));
+  std::vector<SourceLocation> outer = std::exchange(pending_locations_, {});
+  absl::Status st = vertex.Marshal(*this, &op, &marshaled->metadata);
+  marshaled->locations = std::exchange(pending_locations_, std::move(outer));
+  KILN_RETURN_IF_ERROR(st);
   marshaled->bytes = SerializeOp(std::move(op));
   marshaled->digest = Sha256Digest(marshaled->bytes);
   return done_.emplace(&vertex, std::move(marshaled)).first->second.get();
@@ -137,6 +140,8 @@ void MarshalContext::ApplyConstraints(const OpOptions& options, const std::set<s
 
   metadata->set_ignore_cache(options.ignore_cache);
   for (const auto& [k, v] : options.description) (*metadata->mutable_description())[k] = v;
+  pending_locations_.insert(pending_locations_.end(), options.source_locations.begin(),
+                            options.source_locations.end());
   if (!options.custom_name.empty()) {
     (*metadata->mutable_description())["llb.customname"] = options.custom_name;
   }
@@ -162,6 +167,24 @@ absl::StatusOr<pb::Definition> Marshal(const State& state, const MarshalOptions&
   absl::flat_hash_set<const internal::Vertex*> visited;
   absl::flat_hash_set<std::string> emitted;
   auto& metadata = *def.mutable_metadata();
+  // BuildKit's sourceMapCollector: one infos entry per distinct map, locations per op digest.
+  absl::flat_hash_map<const SourceMap*, int> source_index;
+  auto add_locations = [&](const std::string& digest, const std::vector<SourceLocation>& locs) {
+    pb::Source* source = def.mutable_source();
+    for (const SourceLocation& l : locs) {
+      if (l.map == nullptr) continue;
+      auto [it, added] = source_index.try_emplace(l.map.get(), source->infos_size());
+      if (added) {
+        pb::SourceInfo* info = source->add_infos();
+        info->set_filename(l.map->filename);
+        info->set_data(l.map->data);
+        info->set_language(l.map->language);
+      }
+      pb::Location* loc = (*source->mutable_locations())[digest].add_locations();
+      loc->set_sourceindex(it->second);
+      for (const pb::Range& r : l.ranges) *loc->add_ranges() = r;
+    }
+  };
 
   // Post-order walk like BuildKit's marshal(): inputs first, each vertex once; vertices that
   // marshal to the same bytes share one entry, and their metadata is merged.
@@ -173,6 +196,7 @@ absl::StatusOr<pb::Definition> Marshal(const State& state, const MarshalOptions&
     KILN_ASSIGN_OR_RETURN(const internal::MarshalContext::Marshaled* m, ctx.Get(vertex));
     visited.insert(&vertex);
     MergeMetadata(m->metadata, &metadata[m->digest]);
+    add_locations(m->digest, m->locations);
     if (emitted.insert(m->digest).second) def.add_def(m->bytes);
     return absl::OkStatus();
   };

@@ -33,6 +33,20 @@ struct ProgressGroup {
   bool weak = false;
 };
 
+// A source file ops were made from (BuildKit's llb.SourceMap), e.g. a Dockerfile: errors of those
+// ops point into it. Shared by pointer; each distinct map is one Definition.source.infos entry.
+struct SourceMap {
+  std::string filename;
+  std::string language;  // "Dockerfile"
+  std::string data;
+};
+
+// Where in a SourceMap an op comes from (BuildKit's llb.Location): 1-based line ranges.
+struct SourceLocation {
+  std::shared_ptr<const SourceMap> map;
+  std::vector<pb::Range> ranges;
+};
+
 // Per-op constraints and metadata: BuildKit's ConstraintsOpt values (WithCustomName, IgnoreCache,
 // WithExportCache, Platform, Require, ProgressGroup). Metadata is not part of the op digest.
 struct OpOptions {
@@ -43,6 +57,8 @@ struct OpOptions {
   std::optional<Platform> platform;
   std::vector<std::string> worker_constraints;
   std::optional<ProgressGroup> progress_group;
+  // Definition.source entries for this op (BuildKit's llb.Location).
+  std::vector<SourceLocation> source_locations;
 };
 
 // An extra /etc/hosts entry for Run(); `ip` in canonical text form.

@@ -56,7 +56,9 @@ absl::StatusOr<solver::ResultPtr> SolveState(const Context& ctx, const FrontendD
   KILN_ASSIGN_OR_RETURN(llb::Graph graph, llb::LoadDefinition(def));
   KILN_ASSIGN_OR_RETURN(solver::Edge edge,
                         ops::BuildVertices(graph, *deps.worker, {.no_cache = no_cache}));
-  return deps.solver->Solve(ctx, edge, deps.progress, deps.worker->solve);
+  auto result = deps.solver->Solve(ctx, edge, deps.progress, deps.worker->solve);
+  if (!result.ok()) return ops::WithFailedOpSource(result.status(), def);
+  return result;
 }
 
 const cache::ImmutableRef* RefOf(const solver::ResultPtr& r) {
@@ -99,6 +101,7 @@ absl::StatusOr<FrontendResult> SolveDockerfile(const Context& ctx, const Fronten
   const std::string build_id = ctx.build_id();
 
   dockerfile::ConvertOptions o;
+  o.filename = filename;
   o.context_name = context_local;
   o.session_id = req.session_id;
   o.target = Attr(attrs, "target");

@@ -15,6 +15,7 @@
 #include "daemon/ops/image_source.h"
 #include "daemon/ops/local_source.h"
 #include "daemon/ops/merge_op.h"
+#include "llb/errdefs.h"
 #include "llb/marshal.h"
 
 namespace kiln::ops {
@@ -61,6 +62,13 @@ absl::Status Unsupported(const llb::LoadedOp& op, std::string_view what) {
 }
 
 }  // namespace
+
+absl::Status WithFailedOpSource(absl::Status st, const pb::Definition& definition) {
+  if (st.ok() || llb::SourcesOf(st).size() > 0) return st;
+  auto digest = st.GetPayload(solver::kVertexPayload);
+  if (!digest) return st;
+  return llb::WithDefinitionSource(std::move(st), definition, std::string(*digest));
+}
 
 absl::StatusOr<solver::Edge> BuildVertices(const llb::Graph& graph, const Worker& worker,
                                            const BuildOptions& options) {

@@ -18,4 +18,8 @@ struct BuildOptions {
                                                          const Worker& worker,
                                                          const BuildOptions& options);
 
+// A failed solve of `definition` with the source lines of the op that failed (the op named by
+// the solver's vertex payload, looked up in Definition.source), as BuildKit reports them.
+[[nodiscard]] absl::Status WithFailedOpSource(absl::Status st, const pb::Definition& definition);
+
 }  // namespace kiln::ops

@@ -20,7 +20,9 @@
 #include "daemon/server/secret_guard.h"
 #include "daemon/util/logging.h"
 #include "kiln_version.h"
+#include "llb/errdefs.h"
 #include "llb/load.h"
+#include "proto/google/rpc/status.pb.h"
 
 namespace kiln::server {
 namespace v1 = moby::buildkit::v1;
@@ -29,7 +31,42 @@ namespace v1 = moby::buildkit::v1;
 constexpr char kBuildkitApiVersion[] = "v0.24.0";
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  // BuildKit's typed error details (grpcerrors.ToGRPC): the failing op's source lines, which
+  // buildctl, buildx and kiln print with context, and the failing vertex.
+  google::rpc::Status details;
+  for (const llb::ErrorSource& source : llb::SourcesOf(status)) {
+    google::protobuf::Any* any = details.add_details();
+    any->set_type_url(llb::kSourceDetailType);
+    any->set_value(llb::SourceDetailJson(source));
+  }
+  if (auto vertex = status.GetPayload(solver::kVertexPayload)) {
+    google::protobuf::Any* any = details.add_details();
+    any->set_type_url(llb::kVertexDetailType);
+    any->set_value(llb::VertexDetailJson(std::string(*vertex)));
+  }
+  if (details.details_size() == 0) return grpc::Status(code, message);
+  details.set_code(static_cast<int32_t>(code));
+  details.set_message(message);
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+absl::Status FromRpcStatus(const google::rpc::Status& status) {
+  absl::Status out(static_cast<absl::StatusCode>(status.code()), status.message());
+  if (out.ok()) return out;
+  for (const google::protobuf::Any& any : status.details()) {
+    if (any.type_url() == llb::kSourceDetailType) {
+      if (auto source = llb::ParseSourceDetail(any.value()); source.ok()) {
+        out = llb::WithSource(std::move(out), *source);
+      }
+    } else if (any.type_url() == llb::kVertexDetailType) {
+      if (auto digest = llb::ParseVertexDetail(any.value()); digest.ok()) {
+        out.SetPayload(solver::kVertexPayload, absl::Cord(*digest));
+      }
+    }
+  }
+  return out;
 }
 
 v1::types::BuildkitVersion KilnBuildkitVersion() {
@@ -383,9 +420,9 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     worker.secret_ids = secret_ids_;
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    KILN_ASSIGN_OR_RETURN(solver::ResultPtr result,
-                          o.solver->Solve(ctx_, target, progress.get(), solve_));
-    return BuildResult{.ref = std::move(result), .metadata = {}};
+    auto result = o.solver->Solve(ctx_, target, progress.get(), solve_);
+    if (!result.ok()) return ops::WithFailedOpSource(result.status(), req.definition());
+    return BuildResult{.ref = *std::move(result), .metadata = {}};
   }
 
   // A vertex of its own in the progress, for work around the solve (cache import, export).

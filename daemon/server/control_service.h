@@ -16,12 +16,19 @@
 #include "daemon/server/worker_info.h"
 #include "daemon/session/manager.h"
 #include "daemon/solver/solver.h"
+#include "proto/google/rpc/status.pb.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
 
 namespace kiln::server {
 
-// Converts a Status into the grpc::Status sent to clients (same code, same message).
+// Converts a Status into the grpc::Status sent to clients (same code, same message), with
+// BuildKit's typed details (errdefs.Source, errdefs.Vertex) for the payloads that carry them.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The reverse for a google.rpc.Status a client sends (a gateway frontend's Return error): code,
+// message, and the errdefs.Source and errdefs.Vertex details as payloads, so that they reach
+// the Solve caller.
+absl::Status FromRpcStatus(const google::rpc::Status& status);
 
 class ControlService final : public moby::buildkit::v1::Control::CallbackService {
  public:

@@ -286,10 +286,9 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
     bool no_cache = build->params().no_cache || req->frontendopt().contains("no-cache");
     KILN_ASSIGN_OR_RETURN(solver::Edge target,
                           ops::BuildVertices(graph, worker, {.no_cache = no_cache}));
-    KILN_ASSIGN_OR_RETURN(
-        solver::ResultPtr result,
-        options_.solver->Solve(build->ctx(), target, &build->progress(), worker.solve));
-    std::string id = build->AddResult(std::move(result));
+    auto result = options_.solver->Solve(build->ctx(), target, &build->progress(), worker.solve);
+    if (!result.ok()) return ops::WithFailedOpSource(result.status(), req->definition());
+    std::string id = build->AddResult(*std::move(result));
     if (req->allowresultreturn()) {
       auto* ref = resp->mutable_result()->mutable_ref();
       ref->set_id(id);
@@ -307,8 +306,7 @@ grpc::ServerUnaryReactor* GatewayService::Return(grpc::CallbackServerContext* ct
   auto build = BuildFor(ctx);
   if (!build.ok()) return Finish(ctx, build.status());
   if (req->has_error() && req->error().code() != 0) {
-    (*build)->SetReturn(
-        absl::Status(static_cast<absl::StatusCode>(req->error().code()), req->error().message()));
+    (*build)->SetReturn(FromRpcStatus(req->error()));
     return Finish(ctx, absl::OkStatus());
   }
   const gw::Result& r = req->result();

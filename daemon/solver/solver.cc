@@ -12,7 +12,9 @@ namespace {
 
 absl::Status AtVertex(const absl::Status& st, const Vertex& v) {
   if (st.ok() || st.GetPayload(kVertexPayload).has_value()) return st;
-  absl::Status out = Annotate(st, absl::StrCat("[", v.name.empty() ? v.digest : v.name, "]"));
+  // Dockerfile steps are named "[stage 2/5] RUN ..." already.
+  const std::string& name = v.name.empty() ? v.digest : v.name;
+  absl::Status out = Annotate(st, name.starts_with('[') ? name : absl::StrCat("[", name, "]"));
   out.SetPayload(kVertexPayload, absl::Cord(v.digest));
   return out;
 }

@@ -47,6 +47,13 @@ dfbuild unknown "FROM scratch
 FROBNICATE now"
 expect_error unknown "unknown instruction"
 expect_error unknown "line 2"
+# The error shows the Dockerfile lines around the one at fault, as buildctl and buildx do.
+expect_error unknown "Dockerfile:2
+--------------------
+   1 |     FROM scratch
+   2 | >>> FROBNICATE now
+   3 |     
+--------------------"
 dfbuild badmount "FROM scratch
 RUN --mount=type=nosuch,target=/x true"
 expect_error badmount "nosuch"
@@ -60,6 +67,25 @@ rc=0
 k build --progress plain --target nosuch --output "type=local,dest=$WORK/t" "$WORK/ctx" >/dev/null 2>"$WORK/target.err" || rc=$?
 expect_error target "nosuch"
 pass "broken Dockerfiles fail with the problem and its line"
+
+# A failing step: its lines (all of a continued RUN) with context, and the exit code.
+make_busybox_rootfs "$WORK/ctx/rootfs"
+dfbuild failing "FROM scratch
+COPY rootfs/ /
+RUN echo ok
+RUN echo failing && \\
+    exit 7
+RUN echo never"
+expect_error failing "Dockerfile:4
+--------------------
+   3 |     RUN echo ok
+   4 | >>> RUN echo failing && \\
+   5 | >>>     exit 7
+   6 |     RUN echo never
+--------------------"
+expect_error failing "did not complete successfully: exit code: 7"
+rm -rf "$WORK/ctx/rootfs"
+pass "a failing RUN step shows its Dockerfile lines with context"
 
 k du >/dev/null || fail "kilnd stopped answering after the malformed builds"
 dfbuild fine "FROM scratch

@@ -42,6 +42,7 @@ class MarshalContext {
     std::string digest;
     std::string bytes;
     pb::OpMetadata metadata;
+    std::vector<SourceLocation> locations;  // from the op's OpOptions
   };
 
   explicit MarshalContext(const MarshalOptions& options);
@@ -65,6 +66,9 @@ class MarshalContext {
   Platform default_platform_;
   std::string local_unique_id_;
   absl::flat_hash_map<const Vertex*, std::unique_ptr<Marshaled>> done_;
+  // Source locations ApplyConstraints saw for the vertex being marshaled (Get() hands them to
+  // its Marshaled; nested Get() calls for inputs save and restore them).
+  mutable std::vector<SourceLocation> pending_locations_;
 };
 
 }  // namespace kiln::llb::internal

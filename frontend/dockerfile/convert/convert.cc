@@ -20,6 +20,7 @@
 #include "frontend/dockerfile/instructions/instructions.h"
 #include "frontend/dockerfile/parser/parser.h"
 #include "frontend/dockerfile/shell/lex.h"
+#include "llb/errdefs.h"
 
 namespace kiln::dockerfile {
 namespace {
@@ -43,8 +44,11 @@ const std::set<std::string>& ProxyArgs() {
 }
 
 absl::Status LineError(const ins::CommandBase& c, std::string_view message) {
-  return absl::InvalidArgumentError(
+  absl::Status st = absl::InvalidArgumentError(
       absl::StrCat("Dockerfile:", c.location.start_line, ": ", AV(message)));
+  st.SetPayload(parser::kLinesPayload,
+                absl::Cord(absl::StrCat(c.location.start_line, "-", c.location.end_line)));
+  return st;
 }
 absl::Status LineError(const ins::CommandBase& c, const absl::Status& st) {
   return LineError(c, std::string_view(st.message().data(), st.message().size()));
@@ -158,7 +162,9 @@ struct Stage {
 
 class Converter {
  public:
-  Converter(const ins::Dockerfile& df, const ConvertOptions& o) : df_(df), o_(o) {
+  Converter(const ins::Dockerfile& df, const ConvertOptions& o,
+            std::shared_ptr<const llb::SourceMap> source_map)
+      : df_(df), o_(o), source_map_(std::move(source_map)) {
     target_platform_ = o.target_platform.value_or(o.build_platform);
     lex_ = shell::Lex(df.directives.escape);
   }
@@ -319,6 +325,7 @@ class Converter {
     }
     llb::ImageOptions io;
     io.op.platform = platform;
+    io.op.source_locations = Locations(c);
     llb::State st = llb::Image(pinned, io);
     st = WithImageConfig(st, config);
     return Base{.state = st, .image = config};
@@ -452,7 +459,14 @@ class Converter {
     op.custom_name = StepName(s, step, text);
     op.ignore_cache = s.ignore_cache;
     op.description["com.docker.dockerfile.v1.line"] = std::to_string(c.location.start_line);
+    op.source_locations = Locations(c);
     return op;
+  }
+  // The command's lines in the Dockerfile, for Definition.source (errors point at them).
+  std::vector<llb::SourceLocation> Locations(const ins::CommandBase& c) const {
+    if (source_map_ == nullptr || c.location.start_line <= 0) return {};
+    return {{.map = source_map_,
+             .ranges = {llb::LineRange(c.location.start_line, c.location.end_line)}}};
   }
 
   // ---- instructions ------------------------------------------------------------------------
@@ -1037,6 +1051,7 @@ class Converter {
 
   const ins::Dockerfile& df_;
   const ConvertOptions& o_;
+  std::shared_ptr<const llb::SourceMap> source_map_;  // the Dockerfile, for op locations
   llb::Platform target_platform_;
   shell::Lex lex_;
   KeyValues global_args_;
@@ -1047,12 +1062,36 @@ class Converter {
 
 }  // namespace
 
+namespace {
+absl::Status WithDockerfileSource(absl::Status st, const llb::SourceMap& map) {
+  auto lines = st.GetPayload(parser::kLinesPayload);
+  if (!lines) return st;
+  std::pair<std::string, std::string> range = absl::StrSplit(std::string(*lines), '-');
+  int start = 0, end = 0;
+  if (!absl::SimpleAtoi(range.first, &start) || start <= 0) return st;
+  if (!absl::SimpleAtoi(range.second, &end) || end < start) end = start;
+  st.ErasePayload(parser::kLinesPayload);
+  llb::ErrorSource source;
+  source.info.set_filename(map.filename);
+  source.info.set_language(map.language);
+  source.info.set_data(map.data);
+  source.ranges.push_back(llb::LineRange(start, end));
+  return llb::WithSource(std::move(st), source);
+}
+}  // namespace
+
 absl::StatusOr<ConvertResult> DockerfileToLlb(std::string_view dockerfile,
                                               const ConvertOptions& options) {
-  KILN_ASSIGN_OR_RETURN(ins::Dockerfile df, ins::Parse(dockerfile));
+  auto source_map = std::make_shared<llb::SourceMap>(llb::SourceMap{
+      .filename = options.filename, .language = "Dockerfile", .data = std::string(dockerfile)});
+  auto parsed_df = ins::Parse(dockerfile);
+  if (!parsed_df.ok()) return WithDockerfileSource(parsed_df.status(), *source_map);
+  ins::Dockerfile& df = *parsed_df;
   if (df.stages.empty()) return absl::InvalidArgumentError("the Dockerfile has no FROM");
-  Converter conv(df, options);
-  KILN_ASSIGN_OR_RETURN(ConvertResult r, conv.Run());
+  Converter conv(df, options, source_map);
+  auto converted = conv.Run();
+  if (!converted.ok()) return WithDockerfileSource(converted.status(), *source_map);
+  ConvertResult r = *std::move(converted);
   std::vector<Warning> parsed;
   for (const parser::Warning& w : df.warnings) {
     parsed.push_back({.rule = w.rule, .message = w.short_message, .line = w.line, .url = w.url});

@@ -43,6 +43,7 @@ struct Warning {
 };
 
 struct ConvertOptions {
+  std::string filename = "Dockerfile";            // the Dockerfile's name in error sources
   std::string target;                             // --opt target=; empty = the last stage
   std::map<std::string, std::string> build_args;  // build-arg:NAME=value
   std::map<std::string, std::string> labels;      // label:NAME=value, added to the image

@@ -534,8 +534,10 @@ absl::Status LineError(int line, std::string_view message) {
   if (line <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("dockerfile parse error: ", AV(message)));
   }
-  return absl::InvalidArgumentError(
+  absl::Status st = absl::InvalidArgumentError(
       absl::StrCat("dockerfile parse error on line ", line, ": ", AV(message)));
+  st.SetPayload(kLinesPayload, absl::Cord(absl::StrCat(line, "-", line)));
+  return st;
 }
 
 std::string SuggestOption(std::string_view value, const std::vector<std::string>& options,

@@ -15,6 +15,10 @@
 
 namespace kiln::dockerfile::parser {
 
+// The payload a parse or conversion error carries to name its Dockerfile lines: "START-END"
+// (1-based). DockerfileToLlb turns it into an error source (llb/errdefs.h) with the text.
+inline constexpr char kLinesPayload[] = "kiln.dev/dockerfile.lines";
+
 // One heredoc of an instruction (`RUN <<EOF` ... `EOF`).
 struct Heredoc {
   std::string name;     // the delimiter word, without quotes and without the "-" of <<-
@@ -25,14 +29,14 @@ struct Heredoc {
 
 // One instruction (top-level child of the root), or one argument in `next`.
 struct Node {
-  std::string value;            // instruction: lowercased keyword ("run"); argument: its text
-  std::vector<Node> next;       // the instruction's arguments, in BuildKit's split (see Dump)
-  std::vector<Node> children;   // root: the instructions; ONBUILD: the nested instruction (1)
+  std::string value;               // instruction: lowercased keyword ("run"); argument: its text
+  std::vector<Node> next;          // the instruction's arguments, in BuildKit's split (see Dump)
+  std::vector<Node> children;      // root: the instructions; ONBUILD: the nested instruction (1)
   std::vector<std::string> flags;  // "--from=builder", in order; "--" ends flags and is dropped
   std::vector<Heredoc> heredocs;
-  std::string original;         // the instruction's source text, continuation lines joined
-  bool json = false;            // arguments were a JSON array (exec form)
-  int start_line = 0;           // 1-based, inclusive
+  std::string original;  // the instruction's source text, continuation lines joined
+  bool json = false;     // arguments were a JSON array (exec form)
+  int start_line = 0;    // 1-based, inclusive
   int end_line = 0;
   // Comment lines directly above the instruction (without "# "), e.g. for ARG descriptions.
   std::vector<std::string> prev_comment;

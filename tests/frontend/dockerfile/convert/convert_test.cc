@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_replace.h"
+#include "base/digest.h"
+#include "llb/errdefs.h"
 #include "llb/json.h"
 #include "llb/llb.h"
 #include "tests/testutil/status_matchers.h"
@@ -407,6 +409,55 @@ TEST_F(ConvertTest, ErrorsNameTheLine) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nosuch/image")));
   EXPECT_THAT(DockerfileToLlb("FROM busybox\nCOPY a b c\n", options_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("end with a /")));
+}
+
+TEST_F(ConvertTest, OpsPointAtTheirDockerfileLines) {
+  options_.filename = "app.Dockerfile";
+  const std::string dockerfile = "FROM busybox\nWORKDIR /src\nRUN make && \\\n    make install\n";
+  auto r = DockerfileToLlb(dockerfile, options_);
+  ASSERT_THAT(r, IsOk());
+  auto def = llb::Marshal(r->state, {.platform = options_.build_platform});
+  ASSERT_THAT(def, IsOk());
+  ASSERT_EQ(def->source().infos_size(), 1);
+  EXPECT_EQ(def->source().infos(0).filename(), "app.Dockerfile");
+  EXPECT_EQ(def->source().infos(0).language(), "Dockerfile");
+  EXPECT_EQ(def->source().infos(0).data(), dockerfile);
+  // Each op's lines, by the op's kind: the image (FROM, line 1), the exec (lines 3-4).
+  std::map<std::string, std::pair<int, int>> lines_by_kind;
+  for (const std::string& bytes : def->def()) {
+    pb::Op op;
+    ASSERT_TRUE(op.ParseFromString(bytes));
+    auto it = def->source().locations().find(Sha256Digest(bytes));
+    if (it == def->source().locations().end()) continue;
+    const pb::Range& range = it->second.locations(0).ranges(0);
+    std::string kind = op.has_exec() ? "exec" : op.has_source() ? "source" : "other";
+    lines_by_kind[kind] = {range.start().line(), range.end().line()};
+  }
+  EXPECT_EQ(lines_by_kind["source"], std::make_pair(1, 1));
+  EXPECT_EQ(lines_by_kind["exec"], std::make_pair(3, 4));
+}
+
+TEST_F(ConvertTest, ErrorsCarryTheirDockerfileLines) {
+  auto lines = [&](const std::string& dockerfile) -> std::string {
+    auto r = DockerfileToLlb(dockerfile, options_);
+    EXPECT_FALSE(r.ok());
+    std::vector<llb::ErrorSource> sources = llb::SourcesOf(r.status());
+    if (sources.size() != 1)
+      return absl::StrCat(sources.size(), " sources: ", r.status().message());
+    EXPECT_EQ(sources[0].info.data(), dockerfile);
+    EXPECT_EQ(sources[0].info.filename(), "Dockerfile");
+    const pb::Range& range = sources[0].ranges.at(0);
+    return absl::StrCat(range.start().line(), "-", range.end().line());
+  };
+  EXPECT_EQ(lines("FROM busybox\nRUN true\nFORM x\n"), "3-3");  // parse error
+  EXPECT_EQ(lines("FROM busybox\nRUN --mount=type=weird,target=/x \\\n  true\n"), "2-3");
+  EXPECT_EQ(lines("FROM busybox\nCOPY --from=missing:1 a b\nFROM nosuch/image\n"), "3-3");
+  EXPECT_EQ(lines("FROM busybox\nCOPY a b c\n"), "2-2");
+  // Not tied to a line: no source.
+  options_.target = "nope";
+  auto r = DockerfileToLlb("FROM busybox\n", options_);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(llb::SourcesOf(r.status()).empty());
 }
 
 TEST(SyntaxTest, DirectiveAndBuiltinNames) {
