@@ -141,7 +141,7 @@ run_way context "FROM $B
 COPY app.txt /app.txt
 RUN echo ok >/ok"
 # The root keeps the synced context (its next sync sends only changes), as BuildKit's does.
-expect context "$CONTEXT_IN_MAX_CACHE root"
+expect context "$(echo $CONTEXT_IN_MAX_CACHE root)"
 rm "$ctx/.env" "$ctx/app.txt"
 
 # ---- 1. COPY of a secret file from the context ------------------------------------------------
