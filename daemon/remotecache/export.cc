@@ -90,7 +90,10 @@ absl::StatusOr<BuiltCache> BuildCache(const Context& ctx, cache::Manager& cache,
       r.inputs.push_back(std::move(alternatives));
     }
     if (r.inputs.size() != rec.inputs.size()) continue;
-    if (max || key == root_key) {
+    // As BuildKit's exporter: results only for records with inputs. Sources (the build
+    // context, pulled images, downloads) are not exported: the context may hold files no step
+    // uses (a .env, a key), and images come from their own registry.
+    if ((max && !rec.inputs.empty()) || key == root_key) {
       // The results: the solve's own, else this daemon's cache's (a cached vertex whose
       // result was not needed in this build).
       std::vector<std::optional<cache::ImmutableRef>> refs;

@@ -504,6 +504,7 @@ class SolveReactor final : public grpc::ServerUnaryReactor {
     std::vector<solver::ResultPtr> keep;
     if (max) {
       for (const auto& [key, record] : recorder_->Records()) {
+        if (record.inputs.empty()) continue;  // sources are not exported (remotecache::BuildCache)
         for (const solver::ResultPtr& r : record.results) {
           if (const cache::ImmutableRef* ref = ops::AsRef(r).ref()) {
             targets.cache_results.push_back(ref);
