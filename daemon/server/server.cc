@@ -1,6 +1,8 @@
 #include "daemon/server/server.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -17,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "daemon/util/fs.h"
 #include "daemon/util/logging.h"
 #include "grpcpp/server_posix.h"
@@ -62,9 +65,9 @@ absl::Status PrepareUnixSocket(const ListenAddress& a) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(const ListenAddress& a,
-                                                                        const TlsFiles& tls,
-                                                                        bool insecure_tcp) {
+// TCP's security: null for plain TCP (--insecure-tcp), else the mutual TLS kilnd terminates.
+absl::StatusOr<std::unique_ptr<TlsTerminator>> TcpTls(const ListenAddress& a, const TlsFiles& tls,
+                                                      bool insecure_tcp) {
   bool any_tls = !tls.cert.empty() || !tls.key.empty() || !tls.ca.empty();
   if (!any_tls) {
     if (insecure_tcp) {
@@ -72,7 +75,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(const Li
           "{}: plain TCP without TLS (--insecure-tcp): anyone who can reach "
           "this port can run builds",
           a.original);
-      return grpc::InsecureServerCredentials();
+      return nullptr;
     }
     return absl::FailedPreconditionError(absl::StrCat(
         "address ", a.original,
@@ -95,14 +98,56 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(const Li
     }
     return data;
   };
-  grpc::SslServerCredentialsOptions opts(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  KILN_ASSIGN_OR_RETURN(pair.cert_chain, read(tls.cert, "--tlscert"));
-  KILN_ASSIGN_OR_RETURN(pair.private_key, read(tls.key, "--tlskey"));
-  KILN_ASSIGN_OR_RETURN(opts.pem_root_certs, read(tls.ca, "--tlscacert"));
-  opts.pem_key_cert_pairs.push_back(std::move(pair));
-  return grpc::SslServerCredentials(opts);
+  KILN_ASSIGN_OR_RETURN(std::string cert, read(tls.cert, "--tlscert"));
+  KILN_ASSIGN_OR_RETURN(std::string key, read(tls.key, "--tlskey"));
+  KILN_ASSIGN_OR_RETURN(std::string ca, read(tls.ca, "--tlscacert"));
+  return TlsTerminator::Create(cert, key, ca);
+}
+
+// A listening TCP socket on "host:port" (port 0: any free port, written to `port`).
+absl::StatusOr<UniqueFd> ListenTcp(const ListenAddress& a, int* port) {
+  const size_t colon = a.hostport.rfind(':');
+  std::string host = a.hostport.substr(0, colon);
+  const std::string service = a.hostport.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+      rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address ", a.original, ": ", ::gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> free_res(res, &::freeaddrinfo);
+  int err = 0;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    if (!fd.valid()) {
+      err = errno;
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), SOMAXCONN) != 0) {
+      err = errno;
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      err = errno;
+      continue;
+    }
+    *port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    return fd;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("cannot listen on ", a.original, ": ", std::strerror(err)));
 }
 
 }  // namespace
@@ -181,6 +226,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   std::vector<std::pair<ListenAddress, std::unique_ptr<int>>> bound;
+  std::vector<UniqueFd> tls_listeners;
   for (const std::string& address : options.addresses) {
     KILN_ASSIGN_OR_RETURN(ListenAddress a, ParseListenAddress(address));
     auto port = std::make_unique<int>(0);
@@ -192,8 +238,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       builder.AddListeningPort(absl::StrCat("unix:", a.path), grpc::InsecureServerCredentials(),
                                port.get());
     } else {
-      KILN_ASSIGN_OR_RETURN(auto creds, TcpCredentials(a, options.tls, options.insecure_tcp));
-      builder.AddListeningPort(a.hostport, creds, port.get());
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<TlsTerminator> tls,
+                            TcpTls(a, options.tls, options.insecure_tcp));
+      if (tls == nullptr) {
+        builder.AddListeningPort(a.hostport, grpc::InsecureServerCredentials(), port.get());
+      } else {
+        // Served by accept loops that terminate TLS (see tls_terminator.h).
+        if (server->tls_ == nullptr) server->tls_ = std::move(tls);
+        KILN_ASSIGN_OR_RETURN(UniqueFd fd, ListenTcp(a, port.get()));
+        tls_listeners.push_back(std::move(fd));
+      }
     }
     bound.emplace_back(std::move(a), std::move(port));
   }
@@ -226,17 +280,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       server->listening_.push_back(absl::StrCat("tcp://", host, ":", *port));
     }
   }
-  if (!server->fd_listeners_.empty()) {
+  for (UniqueFd& fd : tls_listeners) server->tls_listeners_.push_back(fd.Release());
+  if (!server->fd_listeners_.empty() || !server->tls_listeners_.empty()) {
     server->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
     if (server->wake_fd_ < 0) return ErrnoToStatus(errno, "eventfd");
     for (int fd : server->fd_listeners_) {
-      server->acceptors_.emplace_back([s = server.get(), fd] { s->AcceptLoop(fd); });
+      server->acceptors_.emplace_back([s = server.get(), fd] { s->AcceptLoop(fd, false); });
+    }
+    for (int fd : server->tls_listeners_) {
+      server->acceptors_.emplace_back([s = server.get(), fd] { s->AcceptLoop(fd, true); });
     }
   }
   return server;
 }
 
-void Server::AcceptLoop(int listen_fd) {
+void Server::AcceptLoop(int listen_fd, bool tls) {
   for (;;) {
     pollfd pfds[2] = {{listen_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (::poll(pfds, 2, -1) < 0) {
@@ -252,6 +310,11 @@ void Server::AcceptLoop(int listen_fd) {
       Logger("server")->error("accept on fd://{}: {}", listen_fd, std::strerror(errno));
       continue;
     }
+    if (tls) {
+      tls_->Serve(conn,
+                  [this](int plain) { grpc::AddInsecureChannelFromFd(server_.get(), plain); });
+      continue;
+    }
     grpc::AddInsecureChannelFromFd(server_.get(), conn);  // takes the descriptor
   }
 }
@@ -265,9 +328,12 @@ void Server::Shutdown(int grace_ms) {
     for (std::thread& t : acceptors_) t.join();
     ::close(wake_fd_);
     for (int fd : fd_listeners_) ::close(fd);
+    for (int fd : tls_listeners_) ::close(fd);
   }
+  if (tls_) tls_->StopHandOffs();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
   server_->Wait();
+  if (tls_) tls_->Shutdown();  // ends the TLS connections gRPC left open
   for (const std::string& path : socket_paths_) ::unlink(path.c_str());
 }
 

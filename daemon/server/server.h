@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/server/tls_terminator.h"
 
 namespace kiln::server {
 
@@ -60,14 +61,16 @@ class Server {
 
  private:
   Server() = default;
-  // Accepts connections on a handed-over listening socket and gives each to the gRPC server
-  // until `wake_fd_` is signalled.
-  void AcceptLoop(int listen_fd);
+  // Accepts connections on a listening socket and gives each to the gRPC server (through
+  // `tls_` when `tls`) until `wake_fd_` is signalled.
+  void AcceptLoop(int listen_fd, bool tls);
 
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> socket_paths_;
   std::vector<std::string> listening_;
   std::vector<int> fd_listeners_;       // owned; closed by Shutdown
+  std::vector<int> tls_listeners_;      // TCP with TLS; owned; closed by Shutdown
+  std::unique_ptr<TlsTerminator> tls_;  // for tls_listeners_
   int wake_fd_ = -1;                    // eventfd ending the accept loops
   std::vector<std::thread> acceptors_;  // joined by Shutdown
   bool shut_down_ = false;

@@ -1,5 +1,7 @@
 // In-process tests of kilnd's gRPC surface: real server on a temp unix socket, real client stub.
 
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -304,6 +306,165 @@ TEST(ServerTest, ServesAHandedOverListeningSocket) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a listening socket")));
   EXPECT_THAT(ParseListenAddress("fd://"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LISTEN_FDS")));
+}
+
+// Runs a shell command; its exit code.
+int Sh(const std::string& cmd) {
+  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A TLS client made by hand with OpenSSL, as Go programs that wrap the connection in
+// crypto/tls themselves (docker buildx's remote driver): ALPN only when `alpn`.
+class RawTlsClient {
+ public:
+  RawTlsClient(int port, const fs::path& pki, bool client_cert, bool alpn)
+      : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free) {
+    SSL_CTX_load_verify_locations(ctx_.get(), (pki / "ca.pem").c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    if (client_cert) {
+      SSL_CTX_use_certificate_file(ctx_.get(), (pki / "client.pem").c_str(), SSL_FILETYPE_PEM);
+      SSL_CTX_use_PrivateKey_file(ctx_.get(), (pki / "client.key").c_str(), SSL_FILETYPE_PEM);
+    }
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    if (alpn) SSL_CTX_set_alpn_protos(ctx_.get(), kH2, sizeof(kH2));
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{.tv_sec = 10, .tv_usec = 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    ssl_ = SSL_new(ctx_.get());
+    SSL_set_fd(ssl_, fd_);
+    handshake_ok_ = connected_ && SSL_connect(ssl_) == 1;
+  }
+  ~RawTlsClient() {
+    SSL_free(ssl_);
+    ::close(fd_);
+  }
+  bool handshake_ok() const { return handshake_ok_; }
+
+  // Speaks HTTP/2 over the connection: the client preface and an empty SETTINGS frame; true
+  // when the server answers with its SETTINGS frame (gRPC got the plaintext).
+  bool ServerSpeaksHttp2() {
+    if (!handshake_ok_) return false;
+    const std::string preface =
+        std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\x04\0\0\0\0\0", 9);
+    if (SSL_write(ssl_, preface.data(), static_cast<int>(preface.size())) <= 0) return false;
+    unsigned char frame[9];
+    int got = 0;
+    while (got < 9) {
+      int n = SSL_read(ssl_, frame + got, 9 - got);
+      if (n <= 0) return false;
+      got += n;
+    }
+    return frame[3] == 0x04;  // SETTINGS
+  }
+
+ private:
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool connected_ = false;
+  bool handshake_ok_ = false;
+};
+
+class TlsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Sh("command -v openssl") != 0) GTEST_SKIP() << "openssl not installed";
+    pki_ = fs::path(::testing::TempDir()) /
+           ("kiln_tls_test_" + std::to_string(std::random_device{}()));
+    fs::create_directories(pki_);
+    const std::string d = pki_.string();
+    auto mkca = [&](const std::string& n) {
+      return Sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + n + " -keyout " +
+                d + "/" + n + ".key -out " + d + "/" + n + ".pem");
+    };
+    auto mkcert = [&](const std::string& n, const std::string& ca, const std::string& ext) {
+      std::ofstream(pki_ / (n + ".ext")) << ext << "\n";
+      return Sh("openssl req -newkey rsa:2048 -nodes -subj /CN=" + n + " -keyout " + d + "/" + n +
+                ".key -out " + d + "/" + n + ".csr") |
+             Sh("openssl x509 -req -in " + d + "/" + n + ".csr -CA " + d + "/" + ca +
+                ".pem -CAkey " + d + "/" + ca + ".key -CAcreateserial -days 1 -extfile " + d + "/" +
+                n + ".ext -out " + d + "/" + n + ".pem");
+    };
+    ASSERT_EQ(mkca("ca"), 0);
+    ASSERT_EQ(mkcert("server", "ca",
+                     "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+              0);
+    ASSERT_EQ(mkcert("client", "ca", "extendedKeyUsage=clientAuth"), 0);
+    auto srv = Server::Start(
+        {.addresses = {"tcp://127.0.0.1:0"},
+         .tls = {.cert = d + "/server.pem", .key = d + "/server.key", .ca = d + "/ca.pem"},
+         .fallback = &fallback_});
+    ASSERT_THAT(srv, IsOk());
+    server_ = std::move(*srv);
+    const std::string addr = server_->listening()[0];
+    ASSERT_THAT(addr, ::testing::StartsWith("tcp://127.0.0.1:"));
+    port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
+  }
+  void TearDown() override {
+    server_.reset();
+    if (!pki_.empty()) fs::remove_all(pki_);
+  }
+
+  fs::path pki_;
+  UnimplementedService fallback_;
+  std::unique_ptr<Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(TlsServerTest, GrpcClientWithClientCertificateIsServed) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = Slurp(pki_ / "ca.pem");
+  o.pem_cert_chain = Slurp(pki_ / "client.pem");
+  o.pem_private_key = Slurp(pki_ / "client.key");
+  auto stub = v1::Control::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::SslCredentials(o)));
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::InfoResponse resp;
+    grpc::Status st = stub->Info(&ctx, v1::InfoRequest(), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED) << st.error_message();
+  }
+}
+
+// gRPC C++'s own TLS would refuse this client ("missing selected ALPN property"); BuildKit
+// serves it, and docker buildx's remote driver is such a client.
+TEST_F(TlsServerTest, ClientWithoutAlpnIsServed) {
+  RawTlsClient c(port_, pki_, /*client_cert=*/true, /*alpn=*/false);
+  ASSERT_TRUE(c.handshake_ok());
+  EXPECT_TRUE(c.ServerSpeaksHttp2());
+  RawTlsClient h2(port_, pki_, /*client_cert=*/true, /*alpn=*/true);
+  EXPECT_TRUE(h2.ServerSpeaksHttp2());
+  // Shutting down with these connections open ends them.
+  server_->Shutdown(100);
+}
+
+TEST_F(TlsServerTest, ClientWithoutCertificateIsRefused) {
+  RawTlsClient c(port_, pki_, /*client_cert=*/false, /*alpn=*/false);
+  EXPECT_FALSE(c.ServerSpeaksHttp2());
+  RawTlsClient ok(port_, pki_, /*client_cert=*/true, /*alpn=*/false);  // still serving
+  EXPECT_TRUE(ok.ServerSpeaksHttp2());
+}
+
+TEST_F(TlsServerTest, BadTlsFilesFailStart) {
+  UnimplementedService fallback;
+  const std::string d = pki_.string();
+  auto srv = Server::Start(
+      {.addresses = {"tcp://127.0.0.1:0"},
+       .tls = {.cert = d + "/server.pem", .key = d + "/client.key", .ca = d + "/ca.pem"},
+       .fallback = &fallback});
+  EXPECT_THAT(srv, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tlskey")));
 }
 
 namespace gw = moby::buildkit::v1::frontend;
