@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docker buildx with the remote driver against kilnd: builder create/inspect/ls/rm, builds with
 # local, oci and tar outputs, --target, --build-arg, -f, --no-cache, secrets, ssh forwarding,
-# push, registry and inline cache into a fresh daemon, du and prune. buildx is not a Debian
+# push, registry and inline cache into a fresh daemon, a builder at tcp:// with mutual TLS, du
+# and prune. buildx is not a Debian
 # package: this test runs when `docker buildx version` works (e.g. a release tag of
 # docker/buildx built with CGO_ENABLED=0 GOFLAGS=-mod=vendor go build ./cmd/buildx, installed as
 # ~/.docker/cli-plugins/docker-buildx) or $BUILDX names a docker CLI that has it, and skips
@@ -153,6 +154,43 @@ DOCKER_HOST="unix://$WORK/no-engine.sock" bx build --progress plain --load "$ctx
 assert_contains "$(cat "$WORK/load.progress")" "exporting to docker image format" "--load"
 kill -0 "$KPID" 2>/dev/null || fail "kilnd died when buildx --load stopped reading: $(tail -5 "$KLOG")"
 pass "no --output keeps the result in the cache (buildx warns); --load without an engine fails cleanly"
+
+# ---- tcp:// with mutual TLS ------------------------------------------------------------------
+# buildx's remote driver wraps the connection in TLS itself and offers no ALPN.
+if command -v openssl >/dev/null; then
+  pki="$WORK/pki"
+  mkdir -p "$pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=ca" -keyout "$pki/ca.key" \
+    -out "$pki/ca.pem" 2>/dev/null
+  for n in server client; do
+    if [ $n = server ]; then
+      ext="subjectAltName=IP:127.0.0.1"$'\n'"extendedKeyUsage=serverAuth"
+    else
+      ext="extendedKeyUsage=clientAuth"
+    fi
+    printf '%s\n' "$ext" >"$pki/$n.ext"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$pki/$n.key" -out "$pki/$n.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$n.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+      -days 1 -extfile "$pki/$n.ext" -out "$pki/$n.pem" 2>/dev/null
+  done
+  start_kilnd tls --debug --root "$WORK/tls-root" --addr "tcp://127.0.0.1:0" \
+    --tlscert "$pki/server.pem" --tlskey "$pki/server.key" --tlscacert "$pki/ca.pem"
+  tls_pid=$KILND_PID
+  out=$("$DOCKER" buildx create --name kilntls --driver remote \
+    --driver-opt "cacert=$pki/ca.pem,cert=$pki/client.pem,key=$pki/client.key,servername=127.0.0.1" \
+    "$KILND_ADDR" 2>&1) || fail "buildx create (tcp): $out"
+  out=$("$DOCKER" buildx --builder kilntls inspect --bootstrap 2>&1) ||
+    fail "buildx inspect --bootstrap over mTLS: $out"
+  assert_contains "$out" "running" "buildx inspect over mTLS"
+  "$DOCKER" buildx --builder kilntls build --progress plain --output "type=local,dest=$WORK/out-tls" \
+    "$ctx" 2>"$WORK/tls.progress" || fail "buildx build over mTLS failed: $(cat "$WORK/tls.progress")"
+  [ "$(cat "$WORK/out-tls/final.txt")" = final ] || fail "the mTLS build's output lacks final.txt"
+  "$DOCKER" buildx rm kilntls >/dev/null 2>&1 || fail "buildx rm kilntls"
+  stop_kilnd "$tls_pid"
+  pass "a remote builder at tcp:// with mutual TLS: inspect --bootstrap and a build"
+else
+  echo "(openssl not installed: tcp:// with TLS not tested)"
+fi
 
 # ---- du, prune, rm --------------------------------------------------------------------------
 out=$(bx du 2>&1) || fail "buildx du: $out"
