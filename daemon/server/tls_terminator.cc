@@ -8,12 +8,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <thread>
 #include <vector>
 
@@ -236,6 +238,11 @@ void TlsTerminator::Serve(int tcp_fd, HandOff hand_off) {
 }
 
 void TlsTerminator::Run(int fd, const HandOff& hand_off) {
+  // A peer that went away is EPIPE from write(2) here, not a SIGPIPE for the process.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   UniqueFd tcp(fd);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   const int one = 1;
