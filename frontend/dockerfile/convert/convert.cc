@@ -258,7 +258,8 @@ class Converter {
                                  "\"): its value is kept in the image's config or history; use "
                                  "RUN --mount=type=secret instead"),
          .line = c.location.start_line,
-         .url = "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/"});
+         .url = "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/",
+         .description = "Sensitive data should not be used in the ARG or ENV commands"});
   }
 
   // ---- stages ------------------------------------------------------------------------------
@@ -1094,7 +1095,11 @@ absl::StatusOr<ConvertResult> DockerfileToLlb(std::string_view dockerfile,
   ConvertResult r = *std::move(converted);
   std::vector<Warning> parsed;
   for (const parser::Warning& w : df.warnings) {
-    parsed.push_back({.rule = w.rule, .message = w.short_message, .line = w.line, .url = w.url});
+    parsed.push_back({.rule = w.rule,
+                      .message = w.short_message,
+                      .line = w.line,
+                      .url = w.url,
+                      .description = w.detail});
   }
   r.warnings.insert(r.warnings.begin(), parsed.begin(), parsed.end());
   return r;

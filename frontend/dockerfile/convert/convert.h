@@ -36,10 +36,11 @@ using ImageResolver =
 
 // A lint-style finding shown to the user, as BuildKit's frontend warnings.
 struct Warning {
-  std::string rule;     // "SecretsUsedInArgOrEnv", "UndefinedVar", ...
-  std::string message;  // one line
-  int line = 0;         // 1-based; 0 when not tied to a line
-  std::string url;      // documentation link, if any
+  std::string rule;         // "SecretsUsedInArgOrEnv", "UndefinedVar", ...
+  std::string message;      // one line
+  int line = 0;             // 1-based; 0 when not tied to a line
+  std::string url;          // documentation link, if any
+  std::string description;  // the rule's one-line description, if known
 };
 
 struct ConvertOptions {

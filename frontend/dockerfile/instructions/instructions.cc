@@ -229,6 +229,7 @@ absl::StatusOr<FromCommand> ParseFrom(Request& req) {
   FromCommand cmd = WithBase<FromCommand>(req);
   cmd.base_name = args[0];
   cmd.stage_name = stage_name;
+  cmd.comment = DocComment(req.node->prev_comment, stage_name);
   cmd.platform = platform->value;
   return cmd;
 }

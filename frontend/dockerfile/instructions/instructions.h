@@ -45,6 +45,7 @@ struct FromCommand : CommandBase {
   std::string base_name;   // unexpanded ("golang:${GO_VERSION}", "scratch", a stage name)
   std::string stage_name;  // after AS, lowercased; empty if none
   std::string platform;    // --platform, unexpanded; empty if none
+  std::string comment;     // "# NAME description" above FROM ... AS NAME: the description
 };
 struct ArgCommand : CommandBase {
   std::vector<KeyValueOptional> args;  // ARG A=1 B
