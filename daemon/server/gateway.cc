@@ -263,7 +263,9 @@ grpc::ServerUnaryReactor* GatewayService::Solve(grpc::CallbackServerContext* ctx
               build->ctx(),
               {.solver = options_.solver, .progress = &build->progress(), .worker = &worker},
               freq));
-      std::string id = build->AddResult(std::move(fr.result));
+      // No ref (a subrequest's metadata-only answer, or scratch): the empty ref "", which Return
+      // accepts, as for an empty definition.
+      std::string id = fr.result ? build->AddResult(std::move(fr.result)) : "";
       auto* result = resp->mutable_result();
       for (const auto& [k, v] : fr.metadata) (*result->mutable_metadata())[k] = v;
       if (req->allowresultreturn()) {
