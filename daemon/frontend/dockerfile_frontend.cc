@@ -13,6 +13,7 @@
 #include "daemon/ops/vertices.h"
 #include "daemon/util/logging.h"
 #include "frontend/dockerfile/convert/convert.h"
+#include "frontend/dockerfile/convert/subrequests.h"
 #include "llb/llb.h"
 #include "llb/load.h"
 
@@ -178,6 +179,21 @@ absl::StatusOr<FrontendResult> SolveDockerfile(const Context& ctx, const Fronten
   }
   if (ignore) o.excludes = dockerfile::ParseDockerignore(*ignore);
 
+  // Subrequests (buildx --call): metadata instead of a build, as BuildKit's dockerui.
+  const std::string request = Attr(attrs, "requestid");
+  if (request == dockerfile::kRequestDescribe) {
+    return FrontendResult{.metadata = dockerfile::DescribeResult()};
+  }
+  if (request == dockerfile::kRequestTargets || request == dockerfile::kRequestOutline) {
+    auto m = request == dockerfile::kRequestTargets ? dockerfile::TargetsResult(dockerfile)
+                                                    : dockerfile::OutlineResult(dockerfile, o);
+    KILN_RETURN_IF_ERROR(m.status());
+    return FrontendResult{.metadata = *std::move(m)};
+  }
+  if (!request.empty() && request != dockerfile::kRequestLint) {
+    return dockerfile::UnsupportedSubrequestError(request);
+  }
+
   const std::string resolve_mode = Attr(attrs, "image-resolve-mode", "default");
   o.resolve = [&](const std::string& ref,
                   const llb::Platform& platform) -> absl::StatusOr<dockerfile::ResolvedImage> {
@@ -221,6 +237,10 @@ absl::StatusOr<FrontendResult> SolveDockerfile(const Context& ctx, const Fronten
     o.named_contexts[name] = std::move(nc);
   }
 
+  if (request == dockerfile::kRequestLint) {
+    return FrontendResult{.metadata = dockerfile::LintResult(
+                              dockerfile, filename, dockerfile::DockerfileToLlb(dockerfile, o))};
+  }
   KILN_ASSIGN_OR_RETURN(dockerfile::ConvertResult conv, dockerfile::DockerfileToLlb(dockerfile, o));
 
   FrontendResult out;

@@ -19,6 +19,7 @@
 #include "daemon/remotecache/remotecache.h"
 #include "daemon/server/secret_guard.h"
 #include "daemon/util/logging.h"
+#include "frontend/dockerfile/convert/subrequests.h"
 #include "kiln_version.h"
 #include "llb/errdefs.h"
 #include "llb/load.h"
@@ -45,6 +46,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     google::protobuf::Any* any = details.add_details();
     any->set_type_url(llb::kVertexDetailType);
     any->set_value(llb::VertexDetailJson(std::string(*vertex)));
+  }
+  if (auto name = status.GetPayload(dockerfile::kSubrequestPayload)) {
+    google::protobuf::Any* any = details.add_details();
+    any->set_type_url(dockerfile::kSubrequestDetailType);
+    any->set_value(dockerfile::SubrequestDetailJson(std::string(*name)));
   }
   if (details.details_size() == 0) return grpc::Status(code, message);
   details.set_code(static_cast<int32_t>(code));
