@@ -114,6 +114,73 @@ else
   echo "(ssh-agent not installed: --ssh not tested)"
 fi
 
+# ---- --call: frontend subrequests (check, targets, outline) -------------------------------
+# bxcall NAME ARGS...: `buildx build --call ...` of $ctx; output (both streams) in $out, status in
+# $rc.
+bxcall() {
+  local name=$1; shift
+  rc=0
+  out=$(bx build --progress plain "$@" "$ctx" 2>&1) || rc=$?
+  printf '%s\n' "$out" >"$WORK/$name.call"
+}
+before=$(runs | wc -l)
+cat >"$ctx/lint.Dockerfile" <<DOCKERFILE
+FROM $B as base
+RUN echo never >/never.txt
+DOCKERFILE
+bxcall check-warn --call check -f "$ctx/lint.Dockerfile"
+[ "$rc" -eq 1 ] || fail "--call check with a warning exited $rc: $out"
+assert_contains "$out" "Check complete, 1 warning has been found!" "--call check"
+assert_contains "$out" "WARNING: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/" "--call check"
+assert_contains "$out" "'as' and 'FROM' keywords' casing do not match" "--call check"
+assert_contains "$out" "lint.Dockerfile:1" "--call check (the excerpt)"
+assert_contains "$out" " >>> FROM $B as base" "--call check (the excerpt)"
+bxcall check-clean --check -f "$ctx/args.Dockerfile"
+[ "$rc" -eq 0 ] || fail "--check without warnings exited $rc: $out"
+assert_contains "$out" "Check complete, no warnings found." "--check"
+[ "$(runs | wc -l)" -eq "$before" ] || fail "--call check ran RUN steps: $(runs)"
+pass "--call check / --check lint without building: warnings with their lines, exit status 1"
+
+cat >"$ctx/outline.Dockerfile" <<DOCKERFILE
+# BASE_IMAGE the image everything builds on
+ARG BASE_IMAGE=$B
+# base the common layer
+FROM \$BASE_IMAGE AS base
+# GREETING what to say
+ARG GREETING=hello
+RUN --mount=type=secret,id=token,required=true --mount=type=ssh true
+FROM base AS unrelated
+ARG NOT_USED=x
+# release the final image
+FROM base AS release
+RUN true
+DOCKERFILE
+bxcall targets --call targets -f "$ctx/outline.Dockerfile"
+[ "$rc" -eq 0 ] || fail "--call targets exited $rc: $out"
+assert_contains "$out" "TARGET            DESCRIPTION" "--call targets"
+assert_contains "$out" "base              the common layer" "--call targets"
+assert_contains "$out" "unrelated         " "--call targets"
+assert_contains "$out" "release (default) the final image" "--call targets"
+bxcall outline --call outline -f "$ctx/outline.Dockerfile" --build-arg GREETING=hi
+[ "$rc" -eq 0 ] || fail "--call outline exited $rc: $out"
+assert_contains "$out" "TARGET:      release" "--call outline"
+assert_contains "$out" "DESCRIPTION: the final image" "--call outline"
+assert_contains "$out" "BUILD ARG    VALUE" "--call outline"
+assert_contains "$out" "BASE_IMAGE   $B" "--call outline"
+assert_contains "$out" "GREETING     hi" "--call outline"
+assert_contains "$out" "what to say" "--call outline"
+[[ "$out" != *NOT_USED* ]] || fail "--call outline lists an arg of a stage release does not use: $out"
+assert_contains "$out" "SECRET   REQUIRED" "--call outline"
+assert_contains "$out" "token    true" "--call outline"
+assert_contains "$out" "SSH       REQUIRED" "--call outline"
+bxcall outline-json --call outline,format=json -f "$ctx/outline.Dockerfile" --target base
+assert_contains "$out" '"name": "base"' "--call outline,format=json"
+assert_contains "$out" '"description": "the common layer"' "--call outline,format=json"
+bxcall unsupported --call nonexistent -f "$ctx/outline.Dockerfile"
+[ "$rc" -ne 0 ] || fail "--call nonexistent succeeded: $out"
+[ "$(runs | wc -l)" -eq "$before" ] || fail "--call ran RUN steps: $(runs)"
+pass "--call targets and --call outline list stages, args, secrets and ssh without building"
+
 # ---- push and caches ------------------------------------------------------------------------
 accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json"
 bxbuild push -t "$R/kiln/buildx:latest" --push --metadata-file "$WORK/push.json"
