@@ -544,7 +544,7 @@ SubrequestMetadata LintResult(std::string_view dockerfile, std::string_view file
 }
 
 absl::Status UnsupportedSubrequestError(std::string_view name) {
-  absl::Status st = absl::UnimplementedError(absl::StrCat("unsupported request ", AV(name)));
+  absl::Status st = absl::UnknownError(absl::StrCat("unsupported request ", AV(name)));
   st.SetPayload(kSubrequestPayload, absl::Cord(AV(name)));
   return st;
 }
