@@ -274,6 +274,14 @@ int RunBuild(const ConnectOptions& connect, const BuildFlags& flags, std::istrea
   HealthService health;
   FileSyncService filesync(locals);
   FileSendService filesend(targets);
+  // The ids (never the values) of every --secret, so that kilnd's leak guard also looks for
+  // secrets no step mounts (kilnd learns mounted ones from the build; the session API has no
+  // way to list what the client offers).
+  if (!secret_specs->empty()) {
+    std::vector<std::string> ids;
+    for (const SecretSource& spec : *secret_specs) ids.push_back(spec.id);
+    frontend_attrs["secret-scan-ids"] = absl::StrJoin(ids, ",");
+  }
   SecretsService secrets(*secret_specs);
   auto docker_config = DockerConfig::LoadDefault();
   if (!docker_config.ok()) return Fail(std::string(docker_config.status().message()));

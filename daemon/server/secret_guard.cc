@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/status.h"
 #include "daemon/session/secrets.h"
@@ -25,8 +26,15 @@ absl::StatusOr<std::vector<secretscan::Secret>> BuildSecrets(
     const Context& ctx, const session::Session* session, const std::set<std::string>& ids,
     const std::map<std::string, std::string>& frontend_attrs) {
   std::vector<secretscan::Secret> out;
+  // The kiln client names every secret it offers (ids only), mounted or not.
+  std::set<std::string> all = ids;
+  if (auto it = frontend_attrs.find(std::string(kSecretScanIdsAttr)); it != frontend_attrs.end()) {
+    for (absl::string_view id : absl::StrSplit(it->second, ',', absl::SkipEmpty())) {
+      all.insert(std::string(id));
+    }
+  }
   if (session != nullptr) {
-    for (const std::string& id : ids) {
+    for (const std::string& id : all) {
       absl::StatusOr<std::string> value = session::GetSecret(ctx, *session, id);
       if (absl::IsNotFound(value.status())) continue;
       KILN_RETURN_IF_ERROR(value.status());

@@ -24,7 +24,12 @@ enum class SecretScanMode { kOff, kWarn, kError };
 [[nodiscard]] absl::StatusOr<SecretScanMode> SecretScanModeOf(
     const std::map<std::string, std::string>& frontend_attrs);
 
-// The secrets to look for. Ids the client does not have are skipped.
+// The frontend option naming every secret id the client offers (comma-separated; the kiln
+// client sends it), so that secrets no step mounts are looked for too.
+inline constexpr char kSecretScanIdsAttr[] = "secret-scan-ids";
+
+// The secrets to look for: `ids` (the ones the build mounted) and those kSecretScanIdsAttr
+// names. Ids the client does not have are skipped.
 [[nodiscard]] absl::StatusOr<std::vector<secretscan::Secret>> BuildSecrets(
     const Context& ctx, const session::Session* session, const std::set<std::string>& ids,
     const std::map<std::string, std::string>& frontend_attrs);

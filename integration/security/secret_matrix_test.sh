@@ -18,7 +18,8 @@
 #   context        a secret file in the context that no COPY names
 #   copy           COPY of a secret file from the context (a user error, as in any builder: the
 #                  guard names it when the same value is a --secret the build mounts)
-#   copy-unmounted the same, the --secret given but mounted by no RUN
+#   copy-unmounted the same, the --secret given but mounted by no RUN (the kiln client names
+#                  the secrets it offers, so the guard still looks for it)
 #   arg            ARG NPM_TOKEN from --build-arg, used in RUN: in the history, as in BuildKit
 #                  ("ARG NPM_TOKEN=…", "RUN |1 NPM_TOKEN=… /bin/sh -c …")
 #   arg-escaped    the same with a value JSON escapes (a quote, a backslash)
@@ -156,12 +157,13 @@ warnings=("secret npm found in the result's layer 2 (copy /npmrc /app/.npmrc) at
 [ -z "$CONTEXT_IN_MAX_CACHE" ] ||
   warnings+=("secret npm found in a cache export's layer 1 (local source for context) at /npmrc")
 expect copy "layers registry local root" "${warnings[@]}"
-# The guard knows the secrets RUN steps mount, not all the client offers (the session has no
-# way to list them): a --secret nothing mounts is not looked for.
+# The guard knows the secrets RUN steps mount, and the kiln client names every --secret it
+# offers (ids only, frontend option secret-scan-ids): a --secret nothing mounts is looked for too.
 run_way copy-unmounted "FROM $B
 COPY npmrc /app/.npmrc
 RUN echo ok >/ok" --secret "id=npm,src=$WORK/npmrc"
-expect copy-unmounted "layers registry local root"
+expect copy-unmounted "layers registry local root" \
+  "secret npm found in the result's layer 2 (copy /npmrc /app/.npmrc) at /app/.npmrc"
 rm "$ctx/npmrc"
 
 # ---- 2. ARG with a secret-looking name, used in RUN --------------------------------------------
