@@ -16,7 +16,9 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -227,7 +229,14 @@ void TlsTerminator::Serve(int tcp_fd, HandOff hand_off) {
       ::close(tcp_fd);
       return;
     }
+    if (handshaking_ >= max_handshakes) {
+      Logger("server")->warn("TLS connection from {} refused: {} handshakes in progress",
+                             PeerOf(tcp_fd), handshaking_);
+      ::close(tcp_fd);
+      return;
+    }
     ++active_;
+    ++handshaking_;
   }
   std::thread([this, tcp_fd, hand_off = std::move(hand_off)] {
     Run(tcp_fd, hand_off);
@@ -244,6 +253,16 @@ void TlsTerminator::Run(int fd, const HandOff& hand_off) {
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   UniqueFd tcp(fd);
+  bool handshaking = true;
+  auto handshake_over = [&] {
+    if (!std::exchange(handshaking, false)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    --handshaking_;
+  };
+  struct Finally {
+    std::function<void()> fn;
+    ~Finally() { fn(); }
+  } on_return{handshake_over};
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -276,6 +295,7 @@ void TlsTerminator::Run(int fd, const HandOff& hand_off) {
     if (::poll(p, 2, static_cast<int>(left)) < 0 && errno != EINTR) return;
     if (p[1].revents != 0) return;
   }
+  handshake_over();
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(ssl.get(), &alpn, &alpn_len);

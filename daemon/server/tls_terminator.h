@@ -42,6 +42,9 @@ class TlsTerminator {
   void Shutdown();
 
   int handshake_timeout_ms = 10000;
+  // Connections still in their handshake (not yet authenticated) at most; more are closed at
+  // once, so that unauthenticated peers cannot pile up threads.
+  int max_handshakes = 128;
 
  private:
   TlsTerminator() = default;
@@ -52,6 +55,7 @@ class TlsTerminator {
   std::mutex mu_;
   std::condition_variable idle_;
   int active_ = 0;          // connection threads running
+  int handshaking_ = 0;     // of those, still in their handshake
   bool hand_offs_ = true;   // guarded by mu_
   bool shut_down_ = false;  // guarded by mu_
 };

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -26,6 +27,7 @@
 #include "daemon/server/control_service.h"
 #include "daemon/server/gateway.h"
 #include "daemon/server/server.h"
+#include "daemon/server/tls_terminator.h"
 #include "daemon/server/worker_info.h"
 #include "llb/llb.h"
 #include "proto/moby/buildkit/v1/control.grpc.pb.h"
@@ -458,6 +460,42 @@ TEST_F(TlsServerTest, ClientWithoutCertificateIsRefused) {
   EXPECT_FALSE(c.ServerSpeaksHttp2());
   RawTlsClient ok(port_, pki_, /*client_cert=*/true, /*alpn=*/false);  // still serving
   EXPECT_TRUE(ok.ServerSpeaksHttp2());
+}
+
+// Peers that never finish their handshake cannot pile up threads: past max_handshakes, new
+// connections are closed at once; a slot frees when a handshake ends.
+TEST_F(TlsServerTest, UnfinishedHandshakesAreCapped) {
+  auto t = TlsTerminator::Create(Slurp(pki_ / "server.pem"), Slurp(pki_ / "server.key"),
+                                 Slurp(pki_ / "ca.pem"));
+  ASSERT_THAT(t, IsOk());
+  (*t)->max_handshakes = 1;
+  auto pair = [] {
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    return std::make_pair(sv[0], sv[1]);
+  };
+  // True when the server closed its end within `ms` (the peer reads EOF).
+  auto closed_within = [](int peer, int ms) {
+    pollfd p{peer, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return ::read(peer, &c, 1) == 0;
+  };
+  auto no_hand_off = [](int fd) { ::close(fd); };
+  auto [a_srv, a_peer] = pair();
+  (*t)->Serve(a_srv, no_hand_off);  // silent: stays in its handshake
+  auto [b_srv, b_peer] = pair();
+  (*t)->Serve(b_srv, no_hand_off);
+  EXPECT_TRUE(closed_within(b_peer, 2000)) << "a second unfinished handshake was accepted";
+  ::close(a_peer);  // the first handshake fails, which frees its slot
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto [c_srv, c_peer] = pair();
+  (*t)->Serve(c_srv, no_hand_off);
+  EXPECT_FALSE(closed_within(c_peer, 300)) << "the slot was not freed";
+  t->reset();  // Shutdown() ends the remaining connection
+  EXPECT_TRUE(closed_within(c_peer, 2000));
+  ::close(b_peer);
+  ::close(c_peer);
 }
 
 TEST_F(TlsServerTest, BadTlsFilesFailStart) {
