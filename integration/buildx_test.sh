@@ -60,7 +60,7 @@ listing=$(tar tf "$WORK/img.oci.tar")
 assert_contains "$listing" "oci-layout" "the oci tarball"
 assert_contains "$listing" "index.json" "the oci tarball"
 bxbuild tar --output "type=tar,dest=$WORK/fs.tar"
-tar tf "$WORK/fs.tar" | grep -qx "final.txt" || fail "the tar output lacks final.txt"
+tar tf "$WORK/fs.tar" | grep -x "final.txt" >/dev/null || fail "the tar output lacks final.txt"
 pass "build with --output type=local, type=oci and type=tar; the rebuild is cached"
 
 bxbuild target --target deps --output "type=local,dest=$WORK/out-deps"

@@ -117,7 +117,7 @@ k build --progress plain --secret "id=tok,src=$WORK/secret.txt" --metadata-file 
 # Every blob the registry holds (layers decompressed, configs, manifests).
 found=""
 for data in $(find "$WORK/registry-storage" -name data -type f); do
-  if gzip -t "$data" 2>/dev/null; then zcat "$data"; else cat "$data"; fi | grep -q -a -e "$secret" -e "$upper" && found="$found $data"
+  if gzip -t "$data" 2>/dev/null; then zcat "$data"; else cat "$data"; fi | grep -a -e "$secret" -e "$upper" >/dev/null && found="$found $data"
 done
 [ -z "$found" ] || fail "a secret or cache-mount content reached the registry:$found"
 pass "cache exports hold no secret (file or env) and no cache-mount content"
