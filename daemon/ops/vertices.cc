@@ -64,7 +64,7 @@ absl::Status Unsupported(const llb::LoadedOp& op, std::string_view what) {
 }  // namespace
 
 absl::Status WithFailedOpSource(absl::Status st, const pb::Definition& definition) {
-  if (st.ok() || llb::SourcesOf(st).size() > 0) return st;
+  if (st.ok() || st.GetPayload(llb::kSourcesPayload).has_value()) return st;
   auto digest = st.GetPayload(solver::kVertexPayload);
   if (!digest) return st;
   return llb::WithDefinitionSource(std::move(st), definition, std::string(*digest));
